@@ -1,0 +1,219 @@
+"""Checking an answer against the passages it cites, cheaply and without another LLM call.
+
+A citation survives only if it names a passage that was shown and that passage contains the
+sentence's key facts (names and numbers, and enough of its content words). Sentences left with
+no supported citation are dropped; an answer with none left becomes a refusal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rag.events import Citation, Passage
+from rag.metrics import cited_numbers, split_sentences
+
+CITATION_MARK = re.compile(r"\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d[\d,.]*\d|\d")
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"'”’)]*|$)")
+STOPWORDS = frozenset(
+    """
+    a an the and or but if of to in on at by for with from as is are was were be been being it
+    its this that these those he she they them his her their there here what which who whom
+    whose when where why how do does did done has have had having not no yes so than then also
+    about into over after before during said says say both each other such only own same very
+    can could would should will may might must one two per via according however while
+    """.split()
+)
+MIN_CONTENT_OVERLAP = 0.5  # for sentences with no names or numbers to check
+# Sentences in a document that address the assistant. They are data, never instructions, and
+# never evidence: an answer that only they support is an injection being obeyed.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,60}\b(instructions?|rules|prompt|above|"
+    r"previous|context|documents?)\b|\b(reply|respond|answer|say|output|print|write)\b[^.!?\n]{0,40}"
+    r"\bonly\b|\byou are now\b|\bsystem prompt\b|\bas an ai\b",
+    re.IGNORECASE,
+)
+
+
+def words(text: str) -> list[str]:
+    return [w.lower().strip("'’-").rstrip(".,") for w in _WORD.findall(text)]
+
+
+def _stem(word: str) -> str:
+    return word[:5] if word.isalpha() else word.replace(",", "")
+
+
+def key_terms(sentence: str) -> tuple[set[str], set[str]]:
+    """(names and numbers that must be supported, other content words)."""
+    text = CITATION_MARK.sub("", sentence)
+    strict: set[str] = set()
+    loose: set[str] = set()
+    for _index, raw in enumerate(_WORD.findall(text)):
+        word = raw.lower().strip("'’-").rstrip(".,")
+        if word.endswith("'s") or word.endswith("’s"):
+            word = word[:-2]
+        if not word or word in STOPWORDS:
+            continue
+        if raw[0].isdigit() or raw[0].isupper():
+            strict.add(_stem(word))
+        elif len(word) > 3:
+            loose.add(_stem(word))
+    return strict, loose
+
+
+def factual_text(text: str) -> str:
+    """The passage without sentences that address the assistant."""
+    return " ".join(
+        m.group(0) for m in _SENTENCE.finditer(text) if not _INSTRUCTION.search(m.group(0))
+    )
+
+
+def _terms(text: str) -> set[str]:
+    return {_stem(w.removesuffix("'s").removesuffix("’s")) for w in words(text)}
+
+
+def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> bool:
+    """Do these passages (with the question's own words) contain the sentence's facts?
+
+    Names and numbers must all appear; a sentence without any must share enough content words.
+    """
+    available = _terms(" ".join(factual_text(p.text) + " " + p.title for p in passages))
+    asked = _terms(question)
+    strict, loose = key_terms(sentence)
+    if any(term not in available and term not in asked for term in strict):
+        return False
+    if strict:
+        return True
+    new_words = loose - asked
+    if not new_words:
+        return True
+    return len(new_words & available) / len(new_words) >= MIN_CONTENT_OVERLAP
+
+
+@dataclass
+class CheckedAnswer:
+    text: str
+    refused: bool
+    cited: dict[int, list[str]]  # passage number -> answer sentences that cite it
+
+
+def check_answer(
+    answer: str, passages: Sequence[Passage], question: str, refusal: str
+) -> CheckedAnswer:
+    """Keep only sentences whose citations name shown passages that support them."""
+    by_number = {p.n: p for p in passages}
+    kept: list[str] = []
+    cited: dict[int, list[str]] = {}
+    for sentence in split_sentences(answer):
+        numbers = [n for n in cited_numbers(sentence) if n in by_number]
+        bare = CITATION_MARK.sub("", sentence).strip()
+        if not bare:
+            continue
+        supporting = [n for n in numbers if is_supported(sentence, [by_number[n]], question)]
+        if (
+            not supporting
+            and numbers
+            and is_supported(sentence, [by_number[n] for n in numbers], question)
+        ):
+            supporting = numbers  # the facts are spread over the cited passages together
+        if not supporting:
+            # Small models often forget or mistype the number of a correct, grounded claim: cite
+            # the first shown passage that does contain all of the sentence's facts, if any.
+            supporting = [p.n for p in passages if is_supported(sentence, [p], question)][:1]
+        if not supporting:
+            strict, _ = key_terms(sentence)
+            if kept and not strict:  # a connective remark with no facts of its own
+                kept.append(bare)
+            continue
+        marks = "".join(f"[{n}]" for n in supporting)
+        kept.append(_place_marks(bare, marks))
+        for n in supporting:
+            cited.setdefault(n, []).append(bare)
+    if not cited:
+        return CheckedAnswer(refusal, True, {})
+    return CheckedAnswer(" ".join(kept), False, cited)
+
+
+def _place_marks(sentence: str, marks: str) -> str:
+    """Put citation marks before the sentence's final punctuation: 'A fact [1].'"""
+    match = re.search(r"[.!?]+[\"'”’)]*$", sentence)
+    if not match:
+        return f"{sentence} {marks}"
+    return f"{sentence[: match.start()].rstrip()} {marks}{sentence[match.start() :]}"
+
+
+def supporting_span(passage: Passage, answer_sentences: Iterable[str]) -> tuple[int, int]:
+    """Offsets (in the source document) of the passage sentence that best matches the answer."""
+    target = {_stem(w) for s in answer_sentences for w in words(s) if w not in STOPWORDS}
+    best, best_score = (0, len(passage.text)), -1.0
+    for match in _SENTENCE.finditer(passage.text):
+        segment = match.group(0)
+        if not segment.strip():
+            continue
+        terms = {_stem(w) for w in words(segment) if w not in STOPWORDS}
+        score = len(terms & target) / (1 + 0.01 * len(terms))
+        if score > best_score:
+            start = match.start() + (len(segment) - len(segment.lstrip()))
+            best, best_score = (start, match.end()), score
+    return passage.start + best[0], passage.start + best[1]
+
+
+def build_citations(checked: CheckedAnswer, passages: Sequence[Passage]) -> list[Citation]:
+    by_number = {p.n: p for p in passages}
+    citations = []
+    for n in sorted(checked.cited):
+        passage = by_number[n]
+        start, end = supporting_span(passage, checked.cited[n])
+        citations.append(
+            Citation(
+                n=n,
+                doc_id=passage.doc_id,
+                title=passage.title,
+                text=passage.text,
+                start=start,
+                end=end,
+                published=passage.published,
+                chunk_start=passage.start,
+                chunk_end=passage.end,
+            )
+        )
+    return citations
+
+
+class StreamingCitationFilter:
+    """Passes streamed text through, holding back a `[..` until it closes, and dropping citation
+    marks that name no shown passage — so an invalid number is never displayed, even briefly."""
+
+    def __init__(self, valid: Iterable[int]) -> None:
+        self.valid = set(valid)
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        out: list[str] = []
+        for char in text:
+            if self._held:
+                self._held += char
+                if char == "]":
+                    out.append(self._resolve(self._held))
+                    self._held = ""
+                elif not (char.isdigit() or char in " ,;") or len(self._held) > 12:
+                    out.append(self._held)
+                    self._held = ""
+            elif char == "[":
+                self._held = char
+            else:
+                out.append(char)
+        return "".join(out)
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+    def _resolve(self, mark: str) -> str:
+        numbers = [int(n) for n in re.findall(r"\d+", mark)]
+        kept = [n for n in numbers if n in self.valid]
+        if not numbers:
+            return mark
+        return "[" + ", ".join(str(n) for n in kept) + "]" if kept else ""

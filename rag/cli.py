@@ -1,0 +1,288 @@
+"""Command line: a thin shell over the knowledge base and `Engine.answer()`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.config import Settings, get_settings
+from rag.events import AnswerResult, Final, Searching, Token, Turn
+
+DEFAULT_DOCS = Path("seeds")
+
+
+def _progress_bar(desc: str):
+    """A tqdm bar fed by the knowledge base's (done, total, name) callbacks."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int, name: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="doc", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.set_postfix_str(Path(name).name[:30] if name else "")
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _engine(settings: Settings, with_llm: bool = False):
+    from rag.answer import Engine
+
+    engine = Engine.from_settings(settings)
+    if with_llm:
+        engine.llm  # noqa: B018  (start or connect to the model now, not mid-answer)
+    return engine
+
+
+def _knowledge_base(settings: Settings):
+    from rag.embed import make_embedder
+    from rag.store import KnowledgeBase
+
+    return KnowledgeBase(settings, make_embedder(settings))
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    paths = [Path(p) for p in args.paths] or [DEFAULT_DOCS]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    kb = _knowledge_base(settings)
+    report = kb.ingest(paths, sync=args.sync, progress=_progress_bar("ingesting"))
+    for error in report.errors:
+        print(f"skipped {error.message}", file=sys.stderr)
+    stats = kb.stats()
+    print(
+        f"added {len(report.added)}, updated {len(report.updated)}, unchanged "
+        f"{len(report.unchanged)}, removed {len(report.removed)}, failed {len(report.errors)}; "
+        f"index: {stats['documents']} documents, {stats['chunks']} chunks"
+    )
+    return 1 if report.errors else 0
+
+
+def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
+    documents = _knowledge_base(settings).documents()
+    if args.json:
+        print(json.dumps([d.__dict__ for d in documents], indent=2))
+        return 0
+    if not documents:
+        print("No documents yet. Add some with: rag ingest PATH")
+    for d in documents:
+        print(f"{d.doc_id}\t{d.chunks} chunks\t{d.published or '-'}\t{d.title}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    kb = _knowledge_base(settings)
+    status = 0
+    for doc_id in args.doc_ids:
+        if kb.delete(doc_id):
+            print(f"deleted {doc_id}")
+        else:
+            print(f"error: no document '{doc_id}' (see `rag docs`)", file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.embed import make_embedder
+    from rag.store import KnowledgeBase
+
+    # Opened without the settings check: rebuilding is how a mismatch gets fixed.
+    kb = KnowledgeBase(settings, make_embedder(settings), check_config=False)
+    report = kb.reindex(progress=_progress_bar("reindexing"))
+    print(f"reindexed {len(report.added)} documents into {report.chunks} chunks")
+    return 0
+
+
+def print_result(result: AnswerResult, streamed: bool) -> None:
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
+        return
+    if not streamed or result.refused:
+        print(("\r" if streamed else "") + result.answer)
+    else:
+        print()
+        if result.answer:
+            print(f"\nchecked answer: {result.answer}")
+    for c in result.citations:
+        date = f", {c.published}" if c.published else ""
+        print(f"  [{c.n}] {c.title}{date} ({c.doc_id})\n      “{c.span.strip()}”")
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    history: list[Turn] = []
+    status = 0
+    for question in args.questions:
+        result = None
+        streamed = False
+        for event in engine.answer(question, history):
+            if isinstance(event, Final):
+                result = event.result
+            elif isinstance(event, Token) and not args.json:
+                print(event.text, end="", flush=True)
+                streamed = True
+            elif isinstance(event, Searching) and not args.json and event.question_used != question:
+                print(f"(searched for: {event.question_used})", file=sys.stderr)
+        assert result is not None
+        if args.json:
+            print(json.dumps(result.to_json(), ensure_ascii=False))
+        else:
+            print_result(result, streamed)
+        if result.error:
+            status = 1
+        history.append(Turn(question, result.answer))
+    return status
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings, with_llm=True)
+    engine.warm_up()
+    print("Ask about your documents (empty line or Ctrl-D to quit, /new for a new chat).")
+    history: list[Turn] = []
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question:
+            return 0
+        if question == "/new":
+            history = []
+            continue
+        result, streamed = None, False
+        for event in engine.answer(question, history):
+            if isinstance(event, Token):
+                print(event.text, end="", flush=True)
+                streamed = True
+            elif isinstance(event, Final):
+                result = event.result
+        assert result is not None
+        print_result(result, streamed)
+        history.append(Turn(question, result.answer))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.ui import serve
+
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v}
+    settings = settings.model_copy(update=overrides)
+    engine = _engine(settings, with_llm=False)
+    if args.ingest_if_empty and engine.kb.stats()["documents"] == 0 and DEFAULT_DOCS.is_dir():
+        report = engine.kb.ingest([DEFAULT_DOCS], progress=_progress_bar("ingesting seeds"))
+        print(f"ingested {len(report.added)} documents from {DEFAULT_DOCS}/")
+    serve(engine, settings)
+    return 0
+
+
+def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
+    """A long-lived local model server that `rag ask`, `rag chat` and the page all share."""
+    import threading
+
+    from rag.llm import start_local_server
+
+    server = start_local_server(settings)
+    print(f"serving {server.model_name} at {server.base_url} (Ctrl-C to stop)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    """Assemble and verify the shipped model now rather than on the first question."""
+    from rag.llm import local_gguf
+
+    print(f"model ready: {local_gguf(settings)}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.evaluate import main as eval_main
+
+    return eval_main(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="add or update documents (default: seeds/)")
+    p.add_argument("paths", nargs="*", help="files or folders")
+    p.add_argument("--sync", action="store_true", help="also remove documents whose files are gone")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("docs", help="list documents")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("delete", help="remove documents by id (see `rag docs`)")
+    p.add_argument("doc_ids", nargs="+")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("reindex", help="rebuild chunks and embeddings with the current settings")
+    p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("ask", help="answer questions; successive ones are one conversation")
+    p.add_argument("questions", nargs="+")
+    p.add_argument("--json", action="store_true", help="one JSON object per turn")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="interactive chat in the terminal")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("serve", help="serve the chat page")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--ingest-if-empty", action="store_true", help="ingest seeds/ first if empty")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("llm-server", help="run the shipped model as a shared local server")
+    p.set_defaults(func=cmd_llm_server)
+
+    p = sub.add_parser("setup", help="assemble and verify the shipped model")
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("eval", help="measure retrieval, answers, refusals and citations")
+    p.add_argument("--corpus", type=Path)
+    p.add_argument("--questions", type=Path)
+    p.add_argument("--retrieval-only", action="store_true")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--out", type=Path, default=Path("evals/reports"))
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    from pydantic import ValidationError
+
+    from rag.llm import LLMError
+    from rag.models import ModelError
+    from rag.store import IndexMismatchError
+
+    try:
+        settings = get_settings()
+        return args.func(args, settings)
+    except ValidationError as exc:
+        print(f"error: invalid setting: {exc}", file=sys.stderr)
+    except (IndexMismatchError, ModelError, LLMError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

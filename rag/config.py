@@ -1,0 +1,108 @@
+"""The one settings object. Read from `RAG_*` environment variables and an optional TOML file.
+
+Precedence: explicit arguments > environment > config file (`RAG_CONFIG` or `./rag.toml`) >
+defaults. The OpenAI conventions `OPENAI_API_KEY` / `OPENAI_BASE_URL` are honoured too.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SHIPPED_EMBED_MODEL = "all-MiniLM-L6-v2-int8-onnx"
+SHIPPED_LLM_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", populate_by_name=True)
+
+    # Storage
+    data_dir: Path = Path(".rag")
+    collection: str = "documents"
+    chroma_url: str | None = Field(
+        default=None, description="Chroma server, e.g. http://127.0.0.1:8000"
+    )
+
+    # Chunking (token counts, tiktoken cl100k)
+    chunk_size: int = Field(default=64, ge=16, le=2048)
+    chunk_overlap: int = Field(default=8, ge=0, le=512)
+
+    # Embeddings: the shipped ONNX MiniLM unless an OpenAI-compatible endpoint is configured.
+    embed_model: str = SHIPPED_EMBED_MODEL
+    embed_base_url: str | None = None
+    embed_api_key: SecretStr | None = None
+
+    # LLM: always an OpenAI-compatible endpoint; with no base URL, rag serves the shipped model.
+    llm_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("RAG_LLM_BASE_URL", "OPENAI_BASE_URL")
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("RAG_LLM_API_KEY", "OPENAI_API_KEY")
+    )
+    llm_model: str = Field(
+        default=SHIPPED_LLM_MODEL, validation_alias=AliasChoices("RAG_LLM_MODEL")
+    )
+    llm_timeout: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=1, ge=0, le=5)
+    llm_max_tokens: int = Field(default=160, ge=16)
+    local_llm_gguf: Path | None = Field(default=None, description="Serve this GGUF instead")
+    local_llm_port: int = Field(default=8766, description="Port of the shared local model server")
+    local_llm_threads: int = Field(default=0, description="0 = all cores")
+    local_llm_ctx: int = 4096
+
+    # Retrieval and context budget
+    retrieve_k: int = Field(default=10, ge=1, description="candidates from each retriever")
+    top_k: int = Field(default=3, ge=1, description="passages shown to the LLM at most")
+    context_tokens: int = Field(default=140, ge=32, description="token budget for passages")
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    min_dense_score: float = Field(default=0.2, description="below this nothing is relevant")
+
+    # Web page
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: SecretStr | None = Field(default=None, description="user:password for the page")
+    max_upload_mb: int = 20
+    max_upload_files: int = 20
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def uses_local_llm(self) -> bool:
+        return not self.llm_base_url
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+@cache
+def get_settings() -> Settings:
+    """Settings for this process, read once."""
+    return Settings()

@@ -1,0 +1,87 @@
+"""Embedders behind llama-index's `BaseEmbedding`: the shipped MiniLM ONNX model by default,
+or any OpenAI-compatible embeddings endpoint when configured."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from rag.config import SHIPPED_EMBED_MODEL, Settings
+from rag.models import minilm_onnx_path, minilm_tokenizer_path
+
+MAX_WORDPIECES = 256  # all-MiniLM-L6-v2 was trained on 256 wordpieces; longer input is cut
+
+
+class MiniLMEmbedding(BaseEmbedding):
+    """all-MiniLM-L6-v2 (int8 ONNX, onnxruntime), pooled and normalised as in its model card."""
+
+    _session: Any = PrivateAttr()
+    _tokenizer: Any = PrivateAttr()
+
+    def __init__(self, threads: int = 0, **kwargs: Any) -> None:
+        kwargs.setdefault("model_name", SHIPPED_EMBED_MODEL)
+        kwargs.setdefault("embed_batch_size", 32)
+        super().__init__(**kwargs)
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = onnxruntime.InferenceSession(
+            str(minilm_onnx_path()), options, providers=["CPUExecutionProvider"]
+        )
+        tokenizer = Tokenizer.from_file(str(minilm_tokenizer_path()))
+        tokenizer.enable_truncation(MAX_WORDPIECES)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._tokenizer = tokenizer
+
+    @cached_property
+    def _input_names(self) -> set[str]:
+        return {i.name for i in self._session.get_inputs()}
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return pooled.tolist()
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.embed([query])[0]
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.embed([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.embed(texts)
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+
+def make_embedder(settings: Settings) -> BaseEmbedding:
+    if settings.embed_base_url:
+        from llama_index.embeddings.openai import OpenAIEmbedding
+
+        key = settings.embed_api_key or settings.llm_api_key
+        return OpenAIEmbedding(
+            model_name=settings.embed_model,
+            api_base=settings.embed_base_url,
+            api_key=key.get_secret_value() if key else "none",
+            max_retries=settings.llm_max_retries,
+            timeout=settings.llm_timeout,
+        )
+    return MiniLMEmbedding(threads=settings.local_llm_threads)

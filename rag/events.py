@@ -1,0 +1,102 @@
+"""The stream of events that `answer()` yields; the page, the CLI and the evals consume only this.
+
+Order for one question: `Searching` (the standalone question used for retrieval), `Sources`
+(the passages shown to the LLM), zero or more `Token`, then exactly one `Final`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk, numbered as the LLM sees it (`[n]`)."""
+
+    n: int
+    chunk_id: str
+    doc_id: str
+    title: str
+    text: str
+    start: int  # character offsets of the chunk in its (cleaned) source document
+    end: int
+    published: str | None = None
+    source: str | None = None
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage an answer relies on, with the span in it that supports the answer."""
+
+    n: int
+    doc_id: str
+    title: str
+    text: str  # the whole chunk text
+    start: int  # supporting span, character offsets in the source document
+    end: int
+    published: str | None = None
+    chunk_start: int = 0  # chunk offsets in the source document; span - chunk_start indexes text
+    chunk_end: int = 0
+
+    @property
+    def span(self) -> str:
+        return self.text[self.start - self.chunk_start : self.end - self.chunk_start]
+
+
+@dataclass
+class AnswerResult:
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    question: str
+    question_used: str
+    passages: list[Passage] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds
+    tokens: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `rag ask --json` prints and the page's `ask` API returns."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "refused": self.refused,
+            "citations": [asdict(c) for c in self.citations],
+            "question_used": self.question_used,
+            "timings": {k: round(v, 1) for k, v in self.timings.items()},
+            "tokens": dict(self.tokens),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Searching:
+    question_used: str
+
+
+@dataclass(frozen=True)
+class Sources:
+    passages: list[Passage]
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Final:
+    result: AnswerResult
+
+
+Event = Searching | Sources | Token | Final
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation."""
+
+    question: str
+    answer: str

@@ -1,0 +1,333 @@
+"""The knowledge base: chunks in Chroma (embedded PersistentClient, or a Chroma server), plus a
+manifest collection with one record per document (its cleaned text and metadata).
+
+Writes are ordered so an ingest killed at any point leaves a state that the next ingest repairs
+exactly: a document's manifest record is written last, so a document without one is redone, and
+redoing first removes whatever a killed run left of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.schema import TextNode
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from rag.config import Settings
+from rag.ingest import (
+    IngestError,
+    LoadedDocument,
+    chunk_document,
+    iter_files,
+    load_file,
+    make_splitter,
+)
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (done, total, current doc)
+
+
+class IndexMismatchError(RuntimeError):
+    """The collection was built with other embedding or chunking settings."""
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    doc_id: str
+    title: str
+    chunks: int
+    content_hash: str
+    published: str | None = None
+    source: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class FileError:
+    path: str
+    message: str
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    chunks: int = 0  # chunks written by this run
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def make_chroma_client(settings: Settings) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        from urllib.parse import urlparse
+
+        url = urlparse(settings.chroma_url)
+        return chromadb.HttpClient(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 8000,
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(
+        path=str(settings.data_dir / "chroma"), settings=chroma_settings
+    )
+
+
+def _clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Chroma metadata values must be str, int, float or bool."""
+    return {k: v for k, v in metadata.items() if isinstance(v, str | int | float | bool)}
+
+
+class KnowledgeBase:
+    """Documents → chunks → Chroma. One instance per process; it is safe to share."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: BaseEmbedding,
+        client: Any = None,
+        check_config: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._check = check_config
+        self.embedder = embedder
+        self.client = client or make_chroma_client(settings)
+        self.splitter = make_splitter(settings.chunk_size, settings.chunk_overlap)
+        self._fingerprint: str | None = None
+        self._open_collections()
+
+    # -- collections -------------------------------------------------------------------
+    @property
+    def index_config(self) -> dict[str, Any]:
+        return {
+            "embed_model": self.embedder.model_name,
+            "chunk_size": self.settings.chunk_size,
+            "chunk_overlap": self.settings.chunk_overlap,
+        }
+
+    def _open_collections(self) -> None:
+        name = self.settings.collection
+        self.chunks = self.client.get_or_create_collection(
+            name, metadata={**self.index_config, "hnsw:space": "cosine"}, embedding_function=None
+        )
+        self.manifest = self.client.get_or_create_collection(
+            f"{name}__documents", embedding_function=None
+        )
+        if self._check:
+            self._check_config()
+        self.vector_store = ChromaVectorStore(chroma_collection=self.chunks)
+
+    def _check_config(self) -> None:
+        stored = self.chunks.metadata or {}
+        differences = {
+            key: (stored.get(key), value)
+            for key, value in self.index_config.items()
+            if stored.get(key) != value
+        }
+        if not differences:
+            return
+        if self.chunks.count() == 0 and self.manifest.count() == 0:
+            self.client.delete_collection(self.chunks.name)
+            self.chunks = self.client.get_or_create_collection(
+                self.settings.collection,
+                metadata={**self.index_config, "hnsw:space": "cosine"},
+                embedding_function=None,
+            )
+            return
+        described = ", ".join(
+            f"{k}: index has {old!r}, settings say {new!r}" for k, (old, new) in differences.items()
+        )
+        raise IndexMismatchError(
+            f"The index '{self.settings.collection}' was built with other settings ({described}). "
+            "Run `rag reindex` to rebuild it with the current settings."
+        )
+
+    # -- reading -----------------------------------------------------------------------
+    def documents(self) -> list[DocumentInfo]:
+        records = self.manifest.get(include=["metadatas"])
+        infos = [
+            DocumentInfo(
+                doc_id=doc_id,
+                title=str(meta.get("title", doc_id)),
+                chunks=int(meta.get("chunks", 0)),
+                content_hash=str(meta.get("content_hash", "")),
+                published=meta.get("published"),
+                source=meta.get("source"),
+                path=meta.get("path"),
+            )
+            for doc_id, meta in zip(records["ids"], records["metadatas"], strict=True)
+        ]
+        return sorted(infos, key=lambda d: d.doc_id)
+
+    def document_text(self, doc_id: str) -> str | None:
+        records = self.manifest.get(ids=[doc_id], include=["documents"])
+        return records["documents"][0] if records["ids"] else None
+
+    def stats(self) -> dict[str, int]:
+        return {"documents": self.manifest.count(), "chunks": self.chunks.count()}
+
+    def fingerprint(self) -> str:
+        """Changes whenever the set of indexed chunks changes (keys the persisted BM25 index)."""
+        if self._fingerprint is None:
+            state = sorted((d.doc_id, d.content_hash) for d in self.documents())
+            key = json.dumps([self.index_config, state])
+            self._fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self._fingerprint
+
+    def all_nodes(self) -> list[TextNode]:
+        """Every chunk, for building the keyword index."""
+        nodes: list[TextNode] = []
+        batch = 5000
+        for offset in range(0, self.chunks.count(), batch):
+            records = self.chunks.get(
+                include=["metadatas", "documents"], limit=batch, offset=offset
+            )
+            for chunk_id, text, meta in zip(
+                records["ids"], records["documents"], records["metadatas"], strict=True
+            ):
+                nodes.append(node_from_record(chunk_id, text, meta))
+        return nodes
+
+    # -- writing -----------------------------------------------------------------------
+    def ingest(
+        self, paths: Iterable[Path], sync: bool = False, progress: Progress | None = None
+    ) -> IngestReport:
+        """Load, chunk and store files; with `sync`, drop documents whose files are gone."""
+        paths = [Path(p) for p in paths]
+        report = IngestReport()
+        loaded: list[LoadedDocument] = []
+        for path in iter_files(paths):
+            try:
+                loaded.append(load_file(path, doc_id=doc_id_for(path)))
+            except IngestError as exc:
+                report.errors.append(FileError(str(path), str(exc)))
+        self.add_documents(loaded, report=report, progress=progress)
+        if sync:
+            seen = {doc_id_for(p) for p in iter_files(paths)}
+            roots = [doc_id_for(p) for p in paths]
+            for info in self.documents():
+                under_root = any(
+                    info.doc_id == root or info.doc_id.startswith(root.rstrip("/") + "/")
+                    for root in roots
+                )
+                if under_root and info.doc_id not in seen and self.delete(info.doc_id):
+                    report.removed.append(info.doc_id)
+        return report
+
+    def add_documents(
+        self,
+        documents: list[LoadedDocument],
+        report: IngestReport | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        report = report or IngestReport()
+        known = {d.doc_id: d.content_hash for d in self.documents()}
+        for done, document in enumerate(documents):
+            if progress:
+                progress(done, len(documents), document.doc_id)
+            previous = known.get(document.doc_id)
+            if previous == document.content_hash:
+                report.unchanged.append(document.doc_id)
+                continue
+            report.chunks += self._write_document(document)
+            (report.updated if previous else report.added).append(document.doc_id)
+        if progress:
+            progress(len(documents), len(documents), "")
+        return report
+
+    def _write_document(self, document: LoadedDocument) -> int:
+        nodes = chunk_document(document, self.splitter)
+        texts = [n.get_content(metadata_mode="embed") for n in nodes]
+        embeddings = self.embedder.get_text_embedding_batch(texts)
+        for node, embedding in zip(nodes, embeddings, strict=True):
+            node.embedding = embedding
+        self._fingerprint = None
+        # Remove leftovers of a killed run of this very version, then write it whole.
+        self.chunks.delete(where={"doc_id": document.doc_id})
+        self.vector_store.add(nodes)
+        meta = {
+            "title": document.title,
+            "content_hash": document.content_hash,
+            "chunks": len(nodes),
+            "published": document.published,
+            "source": document.source,
+            "path": document.path,
+            "title_from_text": document.title_from_text,
+        }
+        self.manifest.upsert(
+            ids=[document.doc_id],
+            embeddings=[[1.0]],
+            documents=[document.text],
+            metadatas=[_clean_metadata(meta)],
+        )
+        return len(nodes)
+
+    def delete(self, doc_id: str) -> bool:
+        if not self.manifest.get(ids=[doc_id])["ids"]:
+            return False
+        self._fingerprint = None
+        self.chunks.delete(where={"doc_id": doc_id})
+        self.manifest.delete(ids=[doc_id])
+        return True
+
+    def reindex(self, progress: Progress | None = None) -> IngestReport:
+        """Rebuild chunks and embeddings from the stored document texts with current settings."""
+        records = self.manifest.get(include=["documents", "metadatas"])
+        documents = [
+            LoadedDocument(
+                doc_id=doc_id,
+                text=text,
+                title=str(meta.get("title", doc_id)),
+                published=meta.get("published"),
+                source=meta.get("source"),
+                path=meta.get("path"),
+                title_from_text=bool(meta.get("title_from_text")),
+            )
+            for doc_id, text, meta in zip(
+                records["ids"], records["documents"], records["metadatas"], strict=True
+            )
+        ]
+        for name in (self.chunks.name, self.manifest.name):
+            self.client.delete_collection(name)
+        self._fingerprint = None
+        self._open_collections()
+        return self.add_documents(documents, progress=progress)
+
+
+def doc_id_for(path: Path) -> str:
+    """Documents are named by their path, relative to the working directory when inside it."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+def node_from_record(chunk_id: str, text: str, metadata: dict[str, Any]) -> TextNode:
+    """A chunk read back from Chroma (the text lives in the record's document field)."""
+    from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+    try:
+        node = metadata_dict_to_node(metadata, text=text)
+        node.id_ = chunk_id
+        return node
+    except Exception:  # records written without llama-index's node content
+        return TextNode(id_=chunk_id, text=text, metadata=metadata)
