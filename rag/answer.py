@@ -21,7 +21,7 @@ from rag.config import Settings
 from rag.events import AnswerResult, Event, Final, Passage, Searching, Sources, Token, Turn
 from rag.llm import LLM, LLMError, Message, connect_llm
 from rag.metrics import is_refusal_text
-from rag.retrieve import Candidate, Retriever
+from rag.retrieve import Retrieval, Retriever
 from rag.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,15 @@ def format_passage(passage: Passage) -> str:
     return header + " ".join(passage.text.split())
 
 
-def select_passages(candidates: Sequence[Candidate], settings: Settings) -> list[Passage]:
-    """The best candidates that fit the token budget, numbered from 1; none if nothing relevant."""
+def select_passages(retrieval: Retrieval, settings: Settings) -> list[Passage]:
+    """The best candidates that fit the token budget, numbered from 1; none if nothing relevant.
+
+    A question in several sourced parts gets a passage budget per part (up to three)."""
+    parts = min(retrieval.parts, 3)
+    budget, top_k = settings.context_tokens * parts, settings.top_k + parts - 1
     relevant = [
         c
-        for c in candidates
+        for c in retrieval.candidates
         if (c.dense_similarity or 0.0) >= settings.min_dense_score or (c.keyword_score or 0.0) > 0
     ]
     if not relevant or max(c.dense_similarity or 0.0 for c in relevant) < settings.min_dense_score:
@@ -77,11 +81,11 @@ def select_passages(candidates: Sequence[Candidate], settings: Settings) -> list
             score=candidate.score,
         )
         cost = count_tokens(format_passage(passage))
-        if passages and used + cost > settings.context_tokens:
+        if passages and used + cost > budget:
             break
         passages.append(passage)
         used += cost
-        if len(passages) >= settings.top_k:
+        if len(passages) >= top_k:
             break
     return passages
 

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     local_llm_threads: int = Field(default=0, description="0 = all cores")
     local_llm_ctx: int = 4096
 
+    # Evals: the judge of citation support (`rag eval`); unset = the answering LLM itself.
+    judge_base_url: str | None = Field(default=None, description="OpenAI-compatible judge")
+    judge_model: str | None = None
+    judge_api_key: SecretStr | None = None
+
     # Retrieval and context budget
     retrieve_k: int = Field(default=10, ge=1, description="candidates from each retriever")
     top_k: int = Field(default=3, ge=1, description="passages shown to the LLM at most")

@@ -27,7 +27,7 @@ _PROMO_LINE = re.compile(
     re.IGNORECASE,
 )
 # Metadata that is bookkeeping, not content: kept out of what the embedder and BM25 see.
-_HIDDEN_METADATA = ["doc_id", "path", "content_hash", "chunk_index"]
+_HIDDEN_METADATA = ["doc_id", "path", "content_hash", "chunk_index", "published_day"]
 
 
 class IngestError(ValueError):
@@ -159,19 +159,26 @@ def chunk_document(document: LoadedDocument, splitter: SentenceSplitter) -> list
     }
     if document.published:
         metadata["published"] = document.published
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", document.published):  # Chroma ranges need numbers
+            metadata["published_day"] = int(document.published.replace("-", ""))
     if document.source:
         metadata["source"] = document.source
     hidden = _HIDDEN_METADATA + (["title"] if document.title_from_text else [])
+    # Split on the text alone so chunk_size counts text tokens, then let the embedder and BM25
+    # see title, source and date too (they are what metadata-aware questions name).
+    everything = [*metadata, "chunk_index"]
     source = Document(
         text=document.text,
         metadata=metadata,
-        excluded_embed_metadata_keys=hidden,
-        excluded_llm_metadata_keys=hidden,
+        excluded_embed_metadata_keys=everything,
+        excluded_llm_metadata_keys=everything,
     )
     nodes = splitter.get_nodes_from_documents([source])
     for index, node in enumerate(nodes):
         node.id_ = chunk_id(document.doc_id, document.content_hash, index)
         node.metadata["chunk_index"] = index
+        node.excluded_embed_metadata_keys = list(hidden)
+        node.excluded_llm_metadata_keys = list(hidden)
         node.relationships = {}  # Chroma metadata stays flat; the doc_id field links chunks
     return nodes
 

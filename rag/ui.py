@@ -54,7 +54,7 @@ details.src summary { cursor: pointer; font-weight: 600; }
 details.src .meta { font-weight: 400; opacity: .7; margin-left: .4em; }
 details.src .passage { white-space: pre-wrap; margin: .4em 0 0 0; font-size: .9em; }
 details.src.flash { outline: 2px solid var(--color-accent); }
-.passage mark { background: #ffe58a; color: inherit; padding: 0 .1em; }
+.passage mark { background: #ffe58a; color: #1f1f1f; padding: 0 .1em; }
 .rag-none { opacity: .7; font-size: .9em; }
 .rag-empty { opacity: .6; }
 """
@@ -80,7 +80,7 @@ _URL_USERINFO_RE = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/@\s]+@")
 _UNSAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class Engine(Protocol):
+class EngineLike(Protocol):
     """What the page needs from `rag.answer.Engine` (duck-typed, so tests can script it)."""
 
     kb: Any
@@ -261,8 +261,14 @@ def _apply(event: object, turn: ChatTurn, settings: Settings | None) -> ChatTurn
 ChatOutput = tuple[str, str, list[ChatTurn], str]
 
 
+def _close(stream: object) -> None:
+    close = getattr(stream, "close", None)
+    if callable(close):
+        close()
+
+
 def chat(
-    engine: Engine,
+    engine: EngineLike,
     question: str,
     turns: Sequence[ChatTurn] | None,
     settings: Settings | None = None,
@@ -276,13 +282,17 @@ def chat(
         return
     index, turn = len(past), ChatTurn(question=question)
     yield render_transcript([*past, turn]), "", past, ""
+    stream = None
     try:
-        for event in engine.answer(question, history_of(past)):
+        stream = engine.answer(question, history_of(past))
+        for event in stream:
             turn = _apply(event, turn, settings)
             yield render_transcript([*past, turn]), render_sources(turn.result, index), past, ""
     except Exception as exc:  # the engine failed; the page must stay up
         log.warning("answer failed: %s", redact(repr(exc), settings))
         turn = replace(turn, error=f"Could not answer: {redact(str(exc), settings)}")
+    finally:
+        _close(stream)  # the browser may have gone away: stop the LLM stream now, not at GC
     if turn.result is None and turn.error is None:
         turn = replace(turn, error="The engine ended without an answer.")
     done = [*past, turn]
@@ -316,7 +326,7 @@ def parse_history(history: object) -> list[Turn]:
     return turns
 
 
-def ask_json(engine: Engine, question: str, history: object = None) -> dict[str, Any]:
+def ask_json(engine: EngineLike, question: str, history: object = None) -> dict[str, Any]:
     """Drain the event stream and return `AnswerResult.to_json()`."""
     for event in engine.answer(question, parse_history(history)):
         if isinstance(event, Final):
@@ -422,7 +432,7 @@ def _same_file(a: object, b: Path) -> bool:
         return False
 
 
-def ingest_uploads(engine: Engine, paths: Sequence[str | Path], settings: Settings) -> str:
+def ingest_uploads(engine: EngineLike, paths: Sequence[str | Path], settings: Settings) -> str:
     """Validate, copy and ingest; returns a message. Files that fail change nothing."""
     try:
         staged = stage_uploads(validate_uploads(paths, settings), settings)
@@ -447,19 +457,19 @@ def ingest_uploads(engine: Engine, paths: Sequence[str | Path], settings: Settin
     return "\n".join(lines)
 
 
-def document_rows(engine: Engine) -> list[list[Any]]:
+def document_rows(engine: EngineLike) -> list[list[Any]]:
     """The documents table: title, date, chunks, id."""
     return [[d.title, d.published or "", d.chunks, d.doc_id] for d in engine.kb.documents()]
 
 
-def delete_document(engine: Engine, doc_id: str, settings: Settings) -> str:
+def delete_document(engine: EngineLike, doc_id: str, settings: Settings) -> str:
     """Delete one document by id, and our uploaded copy of it if there is one."""
     doc_id = (doc_id or "").strip()
     if not doc_id:
         return "Enter a document id (click a row to fill it in)."
     doc = next((d for d in engine.kb.documents() if d.doc_id == doc_id), None)
     if not engine.kb.delete(doc_id):
-        return f"No document with id `{esc(doc_id)}`."
+        return f"No document with id {esc(doc_id)}."
     path = getattr(doc, "path", None)
     if path:
         upload = Path(str(path)).resolve()
@@ -469,7 +479,7 @@ def delete_document(engine: Engine, doc_id: str, settings: Settings) -> str:
     return f"Deleted {esc(title)}."
 
 
-def status_line(engine: Engine, settings: Settings | None = None) -> str:
+def status_line(engine: EngineLike, settings: Settings | None = None) -> str:
     """Markdown: LLM endpoint, embedding model, documents and chunks."""
     try:
         s = engine.status()
@@ -488,7 +498,7 @@ def status_line(engine: Engine, settings: Settings | None = None) -> str:
 # ---------------------------------------------------------------- the page
 
 
-def build_app(engine: Engine, settings: Settings) -> gr.Blocks:
+def build_app(engine: EngineLike, settings: Settings) -> gr.Blocks:
     """The page: Chat and Documents tabs, a status line and the `ask` API."""
     with gr.Blocks(title="rag", analytics_enabled=False) as app:
         status = gr.Markdown(elem_id="rag-status")
@@ -513,7 +523,7 @@ def build_app(engine: Engine, settings: Settings) -> gr.Blocks:
     return app
 
 
-def _chat_tab(engine: Engine, settings: Settings) -> None:
+def _chat_tab(engine: EngineLike, settings: Settings) -> None:
     session = gr.State([])  # per browser session; Gradio copies the default for each
     with gr.Row():
         with gr.Column(scale=3):
@@ -554,7 +564,7 @@ def _chat_tab(engine: Engine, settings: Settings) -> None:
     new_btn.click(new_chat, outputs=outputs, api_visibility="private", queue=False)
 
 
-def _documents_tab(engine: Engine, settings: Settings, status: gr.Markdown) -> gr.Dataframe:
+def _documents_tab(engine: EngineLike, settings: Settings, status: gr.Markdown) -> gr.Dataframe:
     upload = gr.File(
         label=f"Add documents ({', '.join(ALLOWED_EXTENSIONS)}; at most "
         f"{settings.max_upload_files} files of {settings.max_upload_mb} MB)",
@@ -628,7 +638,7 @@ def check_bind(settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-def serve(engine: Engine, settings: Settings) -> None:
+def serve(engine: EngineLike, settings: Settings) -> None:
     """Launch the page on settings.host:port and block; no share link, no analytics."""
     auth = check_bind(settings)
     app = build_app(engine, settings)

@@ -324,6 +324,29 @@ def test_follow_up_uses_history_and_new_chat_clears(
     expect(page.locator("#rag-transcript .rag-empty")).to_be_visible()
 
 
+def test_two_browser_sessions_do_not_share_a_conversation(
+    browser: Browser, page_url: str, page_questions: Questions
+) -> None:
+    contexts = [browser.new_context() for _ in range(2)]
+    try:
+        pages = [c.new_page() for c in contexts]
+        for p in pages:
+            p.goto(page_url)
+        ask(pages[0], page_questions.answerable)
+        ask(pages[1], page_questions.unanswerable)
+        expect(pages[0].locator("#rag-transcript .rag-a.answered")).to_have_count(1)
+        expect(pages[1].locator("#rag-transcript .rag-a.refused")).to_have_count(1)
+        for p, other in (
+            (pages[0], page_questions.unanswerable),
+            (pages[1], page_questions.answerable),
+        ):
+            expect(p.locator("#rag-transcript .rag-turn")).to_have_count(1)
+            expect(p.locator("#rag-transcript")).not_to_contain_text(other)
+    finally:
+        for c in contexts:
+            c.close()
+
+
 def test_refusal_is_styled_and_has_no_sources(page: Page, page_questions: Questions) -> None:
     ask(page, page_questions.unanswerable)
     refusal = page.locator("#rag-transcript .rag-a.refused")

@@ -473,3 +473,21 @@ def test_delete_leaves_files_outside_uploads_alone(tmp_path: Path, settings: Set
     engine.kb.docs["keep"] = FakeDoc("keep", "Keep", None, 1, outside)
     delete_document(engine, "keep", settings)
     assert outside.is_file()
+
+
+def test_abandoned_answer_closes_the_engine_stream() -> None:
+    closed = threading.Event()
+
+    class Streaming(FakeEngine):
+        def answer(self, question: str, history: Sequence[Turn]) -> Iterator[Any]:
+            try:
+                yield Searching(question)
+                yield Token("never shown")
+            finally:
+                closed.set()
+
+    handler = chat(Streaming(), "q", [])
+    next(handler)  # the pending turn
+    next(handler)  # after Searching
+    handler.close()  # the browser went away
+    assert closed.is_set()

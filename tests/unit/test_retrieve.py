@@ -1,0 +1,59 @@
+"""Query planning and rank merging: pure functions, hand-checked."""
+
+from __future__ import annotations
+
+from llama_index.core.schema import NodeWithScore, TextNode
+
+from rag.retrieve import SubQuery, fuse, interleave, plan_queries, source_aliases
+
+SOURCES = [
+    "TechCrunch",
+    "The Verge",
+    "The Independent - Sports",
+    "The Independent - Travel",
+    "Cnbc | World Business News Leader",
+    "The Age",
+]
+
+
+def hit(chunk: str, doc: str, score: float = 1.0) -> NodeWithScore:
+    return NodeWithScore(
+        node=TextNode(id_=chunk, text=chunk, metadata={"doc_id": doc}), score=score
+    )
+
+
+def test_aliases_cover_short_names_and_group_sections():
+    aliases = source_aliases(SOURCES)
+    assert aliases["The Independent"] == ("The Independent - Sports", "The Independent - Travel")
+    assert aliases["CNBC"] == ("Cnbc | World Business News Leader",)
+    assert aliases["The Verge"] == ("The Verge",)
+
+
+def test_plan_adds_one_sourced_sub_query_per_publisher_named():
+    question = "Did TechCrunch and 'The Verge' both report it, as TechCrunch said before?"
+    plan = plan_queries(question, source_aliases(SOURCES))
+    assert plan == [
+        SubQuery(question),
+        SubQuery(question, ("TechCrunch",)),
+        SubQuery(question, ("The Verge",)),
+    ]
+
+
+def test_plan_for_a_plain_question_is_the_question():
+    question = "What is the age of the universe?"  # 'age' is not the publisher 'The Age'
+    assert plan_queries(question, source_aliases(SOURCES)) == [SubQuery(question)]
+
+
+def test_fuse_rewards_agreement_between_dense_and_keyword():
+    dense = [hit("a", "d1"), hit("b", "d1")]
+    keyword = [hit("b", "d1"), hit("c", "d2")]
+    fused = fuse(dense, keyword)
+    assert [c.chunk_id for c in fused] == ["b", "a", "c"]
+    assert fused[0].keyword_score == 1.0 and fused[0].dense_similarity is not None
+
+
+def test_interleave_round_robins_and_caps_chunks_per_document():
+    first = fuse([hit("a1", "A"), hit("a2", "A"), hit("a3", "A")], [])
+    second = fuse([hit("b1", "B"), hit("a1", "A")], [])
+    merged = [c.chunk_id for c in interleave([first, second])]
+    assert merged == ["a1", "b1", "a2", "a3"]  # a3 deferred behind B, a1 not repeated
