@@ -145,7 +145,7 @@ class Engine:
             ):
                 for _ in self.llm.stream(messages, max_tokens=1):
                     pass
-            self.retriever.keyword_retriever()
+            self.retriever.retrieve("warm-up")  # loads the keyword index, runs the embedder
         except LLMError as exc:
             log.warning("warm-up failed: %s", exc)
 

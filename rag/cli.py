@@ -105,19 +105,36 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def print_result(result: AnswerResult, streamed: bool) -> None:
+def print_result(result: AnswerResult, streamed: str) -> None:
+    """After the streamed text: the checked answer if checking changed it, then the sources."""
     if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
+        print(f"\nerror: {result.error}", file=sys.stderr)
         return
-    if not streamed or result.refused:
-        print(("\r" if streamed else "") + result.answer)
-    else:
+    if streamed:
         print()
-        if result.answer:
-            print(f"\nchecked answer: {result.answer}")
+    if result.answer != streamed.strip():
+        print(("checked answer: " if streamed else "") + result.answer)
     for c in result.citations:
         date = f", {c.published}" if c.published else ""
         print(f"  [{c.n}] {c.title}{date} ({c.doc_id})\n      “{c.span.strip()}”")
+
+
+def stream_answer(engine, question: str, history: list[Turn], echo: bool) -> AnswerResult:
+    """Run one turn, printing tokens as they come when `echo`; returns the final result."""
+    streamed = ""
+    for event in engine.answer(question, history):
+        if isinstance(event, Final):
+            if echo:
+                print_result(event.result, streamed)
+            return event.result
+        if not echo:
+            continue
+        if isinstance(event, Token):
+            print(event.text, end="", flush=True)
+            streamed += event.text
+        elif isinstance(event, Searching) and event.question_used != question:
+            print(f"(searched for: {event.question_used})", file=sys.stderr)
+    raise AssertionError("answer() ended without a Final event")
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,23 +142,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     history: list[Turn] = []
     status = 0
     for question in args.questions:
-        result = None
-        streamed = False
-        for event in engine.answer(question, history):
-            if isinstance(event, Final):
-                result = event.result
-            elif isinstance(event, Token) and not args.json:
-                print(event.text, end="", flush=True)
-                streamed = True
-            elif isinstance(event, Searching) and not args.json and event.question_used != question:
-                print(f"(searched for: {event.question_used})", file=sys.stderr)
-        assert result is not None
+        result = stream_answer(engine, question, history, echo=not args.json)
         if args.json:
-            print(json.dumps(result.to_json(), ensure_ascii=False))
-        else:
-            print_result(result, streamed)
-        if result.error:
-            status = 1
+            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+        status = status or (1 if result.error else 0)
         history.append(Turn(question, result.answer))
     return status
 
@@ -162,27 +166,25 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         if question == "/new":
             history = []
             continue
-        result, streamed = None, False
-        for event in engine.answer(question, history):
-            if isinstance(event, Token):
-                print(event.text, end="", flush=True)
-                streamed = True
-            elif isinstance(event, Final):
-                result = event.result
-        assert result is not None
-        print_result(result, streamed)
+        result = stream_answer(engine, question, history, echo=True)
         history.append(Turn(question, result.answer))
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.ui import serve
+    from rag.ui import check_bind, serve
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v}
     settings = settings.model_copy(update=overrides)
-    engine = _engine(settings, with_llm=False)
+    try:
+        check_bind(settings)  # refuse an unsafe address before loading anything
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    engine = _engine(settings, with_llm=True)
     if args.ingest_if_empty and engine.kb.stats()["documents"] == 0 and DEFAULT_DOCS.is_dir():
         report = engine.kb.ingest([DEFAULT_DOCS], progress=_progress_bar("ingesting seeds"))
         print(f"ingested {len(report.added)} documents from {DEFAULT_DOCS}/")
+    engine.warm_up()  # the first question then pays no start-up cost
     serve(engine, settings)
     return 0
 
@@ -256,11 +258,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("eval", help="measure retrieval, answers, refusals and citations")
-    p.add_argument("--corpus", type=Path)
-    p.add_argument("--questions", type=Path)
-    p.add_argument("--retrieval-only", action="store_true")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--out", type=Path, default=Path("evals/reports"))
+    p.add_argument("--corpus", type=Path, help="corpus JSONL (default: the seed golden set)")
+    p.add_argument("--questions", type=Path, help="questions JSONL (with --corpus)")
+    p.add_argument("--retrieval-only", action="store_true", help="no LLM: retrieval metrics only")
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--sample", type=int, metavar="N", help="fixed sample, stratified by type")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    p.add_argument("--out", type=Path, default=Path("evals/reports"), help="report folder")
+    p.add_argument("--name", help="report file name (default: from dataset and options)")
+    p.add_argument("--gate", type=Path, metavar="FILE", help="thresholds; exit 1 if any fails")
+    p.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run llama-index's CitationQueryEngine on the same data (default: yes)",
+    )
+    p.add_argument(
+        "--judge",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="judge citation support with an LLM (default: yes)",
+    )
+    p.add_argument(
+        "--history",
+        type=Path,
+        default=Path("evals/history.jsonl"),
+        help="append the summary here (default: evals/history.jsonl)",
+    )
     p.set_defaults(func=cmd_eval)
     return parser
 

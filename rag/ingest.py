@@ -96,7 +96,10 @@ def _read_with_reader(path: Path) -> tuple[str, dict]:
     try:
         documents = reader.load_data(path)
     except Exception as exc:  # readers raise anything from zlib errors to KeyError
-        raise IngestError(f"{path.name}: cannot be read as {suffix[1:].upper()} ({exc})") from exc
+        cause = exc
+        if hasattr(exc, "last_attempt"):  # PDFReader retries (tenacity): report the real error
+            cause = exc.last_attempt.exception() or exc
+        raise IngestError(f"{path.name}: cannot be read as {suffix[1:].upper()} ({cause})") from exc
     text = "\n\n".join(d.text for d in documents if d.text.strip())
     metadata = documents[0].metadata if documents else {}
     if suffix in (".html", ".htm"):
