@@ -14,7 +14,7 @@ from pathlib import Path
 
 from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import TextNode
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
@@ -65,6 +65,7 @@ def clean_text(raw: str) -> tuple[str, str | None]:
 
 def derive_title(text: str) -> str:
     first = next((line.strip() for line in text.split("\n") if line.strip()), "")
+    first = first.lstrip("#").strip()  # a Markdown heading
     first = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0]
     if len(first) <= MAX_TITLE_CHARS:
         return first
@@ -182,7 +183,9 @@ def chunk_document(document: LoadedDocument, splitter: SentenceSplitter) -> list
         node.metadata["chunk_index"] = index
         node.excluded_embed_metadata_keys = list(hidden)
         node.excluded_llm_metadata_keys = list(hidden)
-        node.relationships = {}  # Chroma metadata stays flat; the doc_id field links chunks
+        # Only the link to the document: llama-index writes its id as the flat `doc_id` Chroma
+        # metadata that deletes filter on (with no link it writes the string 'None' there).
+        node.relationships = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=document.doc_id)}
     return nodes
 
 

@@ -25,6 +25,7 @@ from rag.config import Settings
 from rag.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 RRF_K = 60  # the constant of Cormack et al.; llama-index's QueryFusionRetriever uses it too
 MAX_CHUNKS_PER_DOC = 2  # in the first pass of merging, so one article cannot fill the list
@@ -123,7 +124,7 @@ class Retriever:
         folder = self.settings.data_dir / "bm25" / f"{self.settings.collection}-{fingerprint}"
         if folder.is_dir():
             try:
-                return BM25Retriever.from_persist_dir(str(folder))
+                return BM25Retriever.from_persist_dir(str(folder), show_progress=False)
             except Exception:  # a damaged or older index: rebuild it
                 log.warning("rebuilding unreadable keyword index %s", folder)
         nodes = self.kb.all_nodes()

@@ -222,12 +222,10 @@ class KnowledgeBase:
         self.add_documents(loaded, report=report, progress=progress)
         if sync:
             seen = {doc_id_for(p) for p in iter_files(paths)}
-            roots = [doc_id_for(p) for p in paths]
+            # Compare resolved paths: a root of "." has the id ".", a prefix of no relative id.
+            roots = [p.resolve() for p in paths]
             for info in self.documents():
-                under_root = any(
-                    info.doc_id == root or info.doc_id.startswith(root.rstrip("/") + "/")
-                    for root in roots
-                )
+                under_root = any(Path(info.doc_id).resolve().is_relative_to(root) for root in roots)
                 if under_root and info.doc_id not in seen and self.delete(info.doc_id):
                     report.removed.append(info.doc_id)
         return report
@@ -289,27 +287,43 @@ class KnowledgeBase:
         return True
 
     def reindex(self, progress: Progress | None = None) -> IngestReport:
-        """Rebuild chunks and embeddings from the stored document texts with current settings."""
-        records = self.manifest.get(include=["documents", "metadatas"])
+        """Rebuild chunks and embeddings from the stored document texts with current settings.
+
+        The texts are saved to a file first, so a reindex that dies midway loses nothing: the
+        next reindex starts from that file."""
+        backup = self.settings.data_dir / f"reindex-{self.settings.collection}.jsonl"
+        if not backup.is_file():
+            records = self.manifest.get(include=["documents", "metadatas"])
+            rows = [
+                {"doc_id": doc_id, "text": text, "meta": meta}
+                for doc_id, text, meta in zip(
+                    records["ids"], records["documents"], records["metadatas"], strict=True
+                )
+            ]
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            partial = backup.with_suffix(".partial")
+            partial.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+            partial.replace(backup)
+        rows = [json.loads(line) for line in backup.read_text(encoding="utf-8").splitlines()]
         documents = [
             LoadedDocument(
-                doc_id=doc_id,
-                text=text,
-                title=str(meta.get("title", doc_id)),
-                published=meta.get("published"),
-                source=meta.get("source"),
-                path=meta.get("path"),
-                title_from_text=bool(meta.get("title_from_text")),
+                doc_id=row["doc_id"],
+                text=row["text"],
+                title=str(row["meta"].get("title", row["doc_id"])),
+                published=row["meta"].get("published"),
+                source=row["meta"].get("source"),
+                path=row["meta"].get("path"),
+                title_from_text=bool(row["meta"].get("title_from_text")),
             )
-            for doc_id, text, meta in zip(
-                records["ids"], records["documents"], records["metadatas"], strict=True
-            )
+            for row in rows
         ]
         for name in (self.chunks.name, self.manifest.name):
             self.client.delete_collection(name)
         self._fingerprint = None
         self._open_collections()
-        return self.add_documents(documents, progress=progress)
+        report = self.add_documents(documents, progress=progress)
+        backup.unlink()
+        return report
 
 
 def doc_id_for(path: Path) -> str:

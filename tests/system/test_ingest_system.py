@@ -1,0 +1,181 @@
+"""Ingest with the real embedder: `rag ingest` killed midway is repaired exactly by the next run,
+and the shipped MiniLM embedder itself behaves (dimensions, norm, meaning, retrieval)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.retrieve import Retriever
+from rag.store import KnowledgeBase
+
+CORPUS = Path("/work/shared/datasets/multihop-rag/corpus.jsonl")
+N_DOCS = 40
+DOC_CHARS = 1200  # several chunks per document: the run lasts long enough to kill midway
+KILL_AFTER = 5  # documents fully written
+
+# Reads an index straight from Chroma in a separate process (never two clients in this one).
+DUMP = """
+import json, sys
+import chromadb
+from chromadb.config import Settings
+client = chromadb.PersistentClient(sys.argv[1], settings=Settings(anonymized_telemetry=False))
+chunks = client.get_collection("documents").get(include=["documents", "metadatas"])
+manifest = client.get_collection("documents__documents").get(include=["metadatas"])
+print(json.dumps({
+    "chunk_ids": chunks["ids"],
+    "chunks": {
+        i: [json.loads(m["_node_content"])["metadata"]["doc_id"], text]
+        for i, text, m in zip(chunks["ids"], chunks["documents"], chunks["metadatas"])
+    },
+    "documents": {
+        i: [m["content_hash"], m["chunks"]] for i, m in zip(manifest["ids"], manifest["metadatas"])
+    },
+}))
+"""
+
+
+def dump_index(data_dir: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", DUMP, str(data_dir / "chroma")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    if not CORPUS.is_file():
+        pytest.skip(f"{CORPUS} not available")
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    with CORPUS.open() as handle:
+        for i, line in zip(range(N_DOCS), handle, strict=False):
+            article = json.loads(line)
+            body = article["text"][:DOC_CHARS].rsplit("\n", 1)[0]
+            header = f"date {article['published_at'][:10]} {article['title']}\n\n"
+            (folder / f"article_{i:03d}.txt").write_text(header + body)
+    return folder
+
+
+def wait_for_progress(process: subprocess.Popen, done: int, timeout: float) -> tuple[int, int]:
+    """Read the tqdm bar on stderr until it reports at least `done` documents written."""
+    deadline = time.monotonic() + timeout
+    selector = selectors.DefaultSelector()
+    selector.register(process.stderr, selectors.EVENT_READ)
+    seen = b""
+    while (remaining := deadline - time.monotonic()) > 0:
+        if not selector.select(remaining):
+            continue
+        chunk = os.read(process.stderr.fileno(), 65536)
+        if not chunk:
+            pytest.fail(f"`rag ingest` ended before {done} documents: {seen.decode()[-2000:]}")
+        seen += chunk
+        counts = re.findall(rb"ingesting:.*?(\d+)/(\d+) \[", seen)
+        if counts and int(counts[-1][0]) >= done:
+            return int(counts[-1][0]), int(counts[-1][1])
+    pytest.fail(f"no progress to {done} documents in {timeout}s: {seen.decode()[-2000:]}")
+
+
+def test_ingest_killed_midway_is_repaired_exactly(corpus_dir, tmp_path, cli_env, bin_dir):
+    rag = [str(bin_dir / "rag"), "ingest", str(corpus_dir)]
+    killed = subprocess.Popen(
+        rag,
+        cwd=tmp_path,
+        env=cli_env(tmp_path / "a"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        done, total = wait_for_progress(killed, KILL_AFTER, timeout=300)
+        killed.send_signal(signal.SIGKILL)
+    finally:
+        killed.kill()
+        killed.wait(timeout=60)
+        killed.stderr.close()
+    assert killed.returncode == -signal.SIGKILL
+    assert total == N_DOCS
+
+    partial = dump_index(tmp_path / "a")
+    finished = len(partial["documents"])
+    assert KILL_AFTER <= done <= finished < N_DOCS, "the kill did not land midway"
+
+    resumed = subprocess.run(
+        rag, cwd=tmp_path, env=cli_env(tmp_path / "a"), capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"added {N_DOCS - finished}, updated 0, unchanged {finished}" in resumed.stdout
+
+    clean = subprocess.run(
+        rag, cwd=tmp_path, env=cli_env(tmp_path / "b"), capture_output=True, text=True, timeout=600
+    )
+    assert clean.returncode == 0, clean.stderr
+    assert f"added {N_DOCS}, updated 0, unchanged 0" in clean.stdout
+
+    repaired, reference = dump_index(tmp_path / "a"), dump_index(tmp_path / "b")
+    assert len(repaired["chunk_ids"]) == len(set(repaired["chunk_ids"]))  # no duplicates
+    assert set(repaired["chunk_ids"]) == set(reference["chunk_ids"])  # nothing missing or extra
+    assert repaired["chunks"] == reference["chunks"]  # same texts, same documents
+    assert repaired["documents"] == reference["documents"]
+    assert len(repaired["documents"]) == N_DOCS
+    for doc_id, (_hash, count) in repaired["documents"].items():  # manifest agrees with chunks
+        assert count == sum(1 for d, _ in repaired["chunks"].values() if d == doc_id)
+
+
+# ------------------------------------------------------------------ the real embedder
+
+
+def test_minilm_vectors_are_384_dimensional_unit_vectors(embedder):
+    texts = [
+        "Short.",
+        "Russia's lead negotiator, Vladimir Medinsky, said both parties agreed.",
+        " ".join(["The okapi walked through the rainforest eating leaves."] * 80),  # truncated
+    ]
+    vectors = np.array(embedder.get_text_embedding_batch(texts))
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # batching (with padding) gives each text the vector it gets alone
+    alone = np.array([embedder.get_text_embedding(t) for t in texts])
+    assert np.allclose(vectors, alone, atol=1e-4)
+    query = np.array(embedder.get_query_embedding(texts[1]))
+    assert np.allclose(query, alone[1], atol=1e-5)
+
+
+def test_minilm_puts_a_paraphrase_closer_than_an_unrelated_sentence(embedder):
+    anchor, paraphrase, unrelated = (
+        np.array(v)
+        for v in embedder.get_text_embedding_batch(
+            [
+                "Russia's chief negotiator was Vladimir Medinsky.",
+                "Vladimir Medinsky led the Russian delegation at the talks.",
+                "The recipe calls for two cups of flour and a pinch of salt.",
+            ]
+        )
+    )
+    assert anchor @ paraphrase > 0.5
+    assert anchor @ paraphrase > anchor @ unrelated + 0.3
+
+
+def test_retrieval_with_the_real_embedder_finds_the_negotiator(embedder, settings, seed_dir):
+    kb = KnowledgeBase(settings, embedder)
+    assert kb.ingest([seed_dir]).errors == []
+    assert kb.chunks.metadata["embed_model"] == embedder.model_name
+    result = Retriever(settings, kb).retrieve("Who led Russia's delegation?")
+    ranked = getattr(result, "candidates", result)
+    top = ranked[0]
+    assert "Medinsky" in top.node.node.get_content(metadata_mode="none")
+    assert top.dense_similarity is not None and top.dense_similarity > settings.min_dense_score
+    assert sum("Medinsky" in c.node.node.get_content(metadata_mode="none") for c in ranked) == 1
