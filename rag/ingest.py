@@ -19,6 +19,8 @@ from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 MAX_TITLE_CHARS = 90
+# Bumped whenever what a chunk stores changes; an index built with another needs `rag reindex`.
+CHUNK_SCHEMA = 2
 
 _DATE_HEADER = re.compile(r"\A\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
 _PROMO_LINE = re.compile(

@@ -17,9 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from llama_index.core import VectorStoreIndex
-from llama_index.core.schema import NodeWithScore, QueryBundle
-from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
+from llama_index.core.schema import NodeWithScore
 
 from rag.config import Settings
 from rag.store import KnowledgeBase
@@ -51,6 +49,7 @@ class Candidate:
 class SubQuery:
     text: str
     sources: tuple[str, ...] = ()  # restrict to documents from these publishers
+    days: tuple[int, int] | None = None  # restrict to documents published in [first, last]
 
 
 @dataclass
@@ -61,7 +60,7 @@ class Retrieval:
     @property
     def parts(self) -> int:
         """How many separately sourced parts the question has (1 for a plain question)."""
-        return max(1, len([q for q in self.plan if q.sources]))
+        return max(1, len({q.sources for q in self.plan if q.sources}))
 
 
 def cosine_from_chroma(score: float) -> float:
@@ -80,19 +79,82 @@ def source_aliases(sources: list[str]) -> dict[str, tuple[str, ...]]:
     return {alias: tuple(sorted(found)) for alias, found in aliases.items()}
 
 
-def plan_queries(question: str, aliases: dict[str, tuple[str, ...]]) -> list[SubQuery]:
-    """The question itself, plus one sub-query per distinct publisher it names."""
-    plan = [SubQuery(question)]
-    taken: list[tuple[int, int]] = []
+_MONTH_NAMES = (
+    "january february march april may june july august september october november december"
+)
+_MONTHS = {month: number for number, month in enumerate(_MONTH_NAMES.split(), start=1)}
+_DATE = re.compile(
+    r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b", re.IGNORECASE
+)
+_CLAUSE_BREAK = re.compile(
+    r",(?!\s*\d{4})\s*(?:and|but|while|whereas)?\s*|\s+(?:while|whereas|and then)\s+|;\s*"
+)
+MIN_CLAUSE_WORDS = 4
+
+
+def _content_words(text: str) -> int:
+    return len(re.findall(r"[A-Za-z0-9]{3,}", text))
+
+
+def date_window(text: str) -> tuple[int, int] | None:
+    """'published on October 4, 2023' → (20231003, 20231005): a day either side, as publication
+    times are stored in UTC and reported in local time."""
+    match = _DATE.search(text)
+    if not match:
+        return None
+    from datetime import date, timedelta
+
+    try:
+        day = date(int(match.group(3)), _MONTHS[match.group(1).lower()], int(match.group(2)))
+    except ValueError:
+        return None
+    as_int = lambda d: int(d.strftime("%Y%m%d"))  # noqa: E731
+    return as_int(day - timedelta(days=1)), as_int(day + timedelta(days=1))
+
+
+def clauses(text: str) -> list[str]:
+    """The parts of a long multi-claim question that can stand as searches of their own."""
+    parts = [p.strip(" ,.?;'\"") for p in _CLAUSE_BREAK.split(text)]
+    return [p for p in parts if _content_words(p) >= MIN_CLAUSE_WORDS]
+
+
+def _mention_groups(
+    question: str, aliases: dict[str, tuple[str, ...]]
+) -> list[tuple[int, int, tuple[str, ...]]]:
+    """Publisher mentions as (start, end, sources); adjacent ones ('TechCrunch, Engadget, and
+    The Verge') merge into one group."""
+    found: list[tuple[int, int, tuple[str, ...]]] = []
     for alias in sorted(aliases, key=len, reverse=True):
         for match in re.finditer(rf"(?<!\w){re.escape(alias)}(?!\w)", question):
-            if any(match.start() < end and start < match.end() for start, end in taken):
-                continue
-            taken.append(match.span())
-            sub = SubQuery(question, aliases[alias])
-            if sub not in plan:
-                plan.append(sub)
-    return plan
+            if not any(match.start() < end and start < match.end() for start, end, _ in found):
+                found.append((match.start(), match.end(), aliases[alias]))
+    found.sort()
+    groups: list[tuple[int, int, tuple[str, ...]]] = []
+    for start, end, sources in found:
+        if groups and _content_words(question[groups[-1][1] : start].replace("and", "")) == 0:
+            first, _, previous = groups[-1]
+            groups[-1] = (first, end, tuple(sorted(set(previous) | set(sources))))
+        else:
+            groups.append((start, end, sources))
+    return groups
+
+
+def plan_queries(question: str, aliases: dict[str, tuple[str, ...]]) -> list[SubQuery]:
+    """The question; one search per publisher it names; and one per claim next to a publisher
+    (restricted to it, and to a date the claim names). A plain question is just itself."""
+    groups = _mention_groups(question, aliases)
+    plan = [SubQuery(question)]
+    if not groups:
+        return plan
+    claims: list[SubQuery] = []
+    edges = [0, *(p for start, end, _ in groups for p in (start, end)), len(question)]
+    segments = [question[edges[i] : edges[i + 1]] for i in range(0, len(edges), 2)]
+    for index, (_, _, sources) in enumerate(groups):
+        plan.append(SubQuery(question, sources))
+        for segment in (segments[index], segments[index + 1]):  # claims before and after it
+            for clause in clauses(segment):
+                claims.append(SubQuery(clause, sources, date_window(clause)))
+    return list(dict.fromkeys(claims + plan))
 
 
 class Retriever:
@@ -102,9 +164,8 @@ class Retriever:
         self._keyword = None
         self._keyword_fingerprint: str | None = None
         self._aliases: dict[str, tuple[str, ...]] = {}
-        self._source_masks: dict[tuple[str, ...], np.ndarray] = {}
+        self._masks: dict[tuple, np.ndarray] = {}
         self._lock = threading.Lock()
-        self._index = VectorStoreIndex.from_vector_store(kb.vector_store, embed_model=kb.embedder)
 
     def keyword_retriever(self):
         """The persisted BM25 index for the current corpus; (re)built only when it changed."""
@@ -113,7 +174,7 @@ class Retriever:
             if self._keyword_fingerprint != fingerprint:
                 self._keyword = self._load_or_build_keyword_index(fingerprint)
                 self._keyword_fingerprint = fingerprint
-                self._source_masks = {}
+                self._masks = {}
                 sources = {d.source for d in self.kb.documents() if d.source}
                 self._aliases = source_aliases(sorted(sources))
             return self._keyword
@@ -136,16 +197,26 @@ class Retriever:
         retriever.persist(str(folder))
         return retriever
 
-    def _source_mask(self, sources: tuple[str, ...]) -> np.ndarray:
-        mask = self._source_masks.get(sources)
+    def _mask(self, sub: SubQuery) -> np.ndarray | None:
+        """BM25 weight mask: 1 for chunks the sub-query's source and date filters admit."""
+        if not (sub.sources or sub.days):
+            return None
+        key = (sub.sources, sub.days)
+        mask = self._masks.get(key)
         if mask is None:
-            corpus = self._keyword.corpus
-            wanted = set(sources)
+            wanted = set(sub.sources)
+            low, high = sub.days or (0, 99999999)
             mask = np.array(
-                [float(entry.get("source") in wanted) for entry in corpus],
+                [
+                    float(
+                        (not wanted or entry.get("source") in wanted)
+                        and low <= int(entry.get("published_day") or 0) <= high
+                    )
+                    for entry in self._keyword.corpus
+                ],
                 dtype=np.float32,
             )
-            self._source_masks[sources] = mask
+            self._masks[key] = mask
         return mask
 
     def _keyword_search(self, sub: SubQuery, k: int) -> list[NodeWithScore]:
@@ -161,7 +232,7 @@ class Retriever:
             token_pattern=keyword.token_pattern,
             show_progress=False,
         )
-        mask = self._source_mask(sub.sources) if sub.sources else None
+        mask = self._mask(sub)
         k = min(k, len(keyword.corpus))
         indexes, scores = keyword.bm25.retrieve(
             tokens, k=k, show_progress=False, weight_mask=mask, n_threads=1
@@ -177,18 +248,46 @@ class Retriever:
             if score > 0
         ]
 
-    def _dense_search(self, sub: SubQuery, k: int, embedding: list[float]) -> list[NodeWithScore]:
-        filters = None
+    def _dense_search(
+        self, subs: list[SubQuery], k: int, embeddings: dict[str, list[float]]
+    ) -> list[list[NodeWithScore]]:
+        """Dense hits for sub-queries that share one filter, in a single Chroma query: Chroma
+        spends most of a filtered query on the filter, so batching them costs little more."""
+        from rag.store import node_from_record
+
+        sub = subs[0]
+        conditions: list[dict] = []
         if sub.sources:
-            filters = MetadataFilters(
-                filters=[
-                    MetadataFilter(
-                        key="source", value=list(sub.sources), operator=FilterOperator.IN
-                    )
-                ]
+            conditions.append({"source": {"$in": list(sub.sources)}})
+        if sub.days:
+            conditions += [
+                {"published_day": {"$gte": sub.days[0]}},
+                {"published_day": {"$lte": sub.days[1]}},
+            ]
+        where = (
+            conditions[0]
+            if len(conditions) == 1
+            else ({"$and": conditions} if conditions else None)
+        )
+        result = self.kb.chunks.query(
+            query_embeddings=[embeddings[s.text] for s in subs],
+            n_results=k,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            [
+                NodeWithScore(node=node_from_record(i, text, meta), score=math.exp(-distance))
+                for i, text, meta, distance in zip(ids, texts, metas, distances, strict=True)
+            ]
+            for ids, texts, metas, distances in zip(
+                result["ids"],
+                result["documents"],
+                result["metadatas"],
+                result["distances"],
+                strict=True,
             )
-        retriever = self._index.as_retriever(similarity_top_k=k, filters=filters)
-        return retriever.retrieve(QueryBundle(query_str=sub.text, embedding=embedding))
+        ]
 
     def retrieve(self, query: str) -> Retrieval:
         """Fused candidates for the question, best first, with the plan that produced them."""
@@ -197,23 +296,31 @@ class Retriever:
         self.keyword_retriever()
         plan = plan_queries(query, self._aliases)
         k = self.settings.retrieve_k
-        embeddings: dict[str, list[float]] = {}
-        ranked_lists = []
+        texts = list(dict.fromkeys(sub.text for sub in plan))
+        vectors = (
+            self.kb.embedder.get_text_embedding_batch(texts)
+            if len(texts) > 1
+            else [self.kb.embedder.get_query_embedding(texts[0])]
+        )
+        embeddings = dict(zip(texts, vectors, strict=True))
+        by_filter: dict[tuple, list[SubQuery]] = defaultdict(list)
         for sub in plan:
-            if sub.text not in embeddings:
-                embeddings[sub.text] = self.kb.embedder.get_query_embedding(sub.text)
-            ranked_lists.append(
-                fuse(
-                    self._dense_search(sub, k, embeddings[sub.text]),
-                    self._keyword_search(sub, k),
-                    self.settings.dense_weight,
-                    self.settings.keyword_weight,
-                )
+            by_filter[(sub.sources, sub.days)].append(sub)
+        dense: dict[SubQuery, list[NodeWithScore]] = {}
+        for subs in by_filter.values():
+            dense.update(zip(subs, self._dense_search(subs, k, embeddings), strict=True))
+        ranked_lists = [
+            fuse(
+                dense[sub],
+                self._keyword_search(sub, k),
+                self.settings.dense_weight,
+                self.settings.keyword_weight,
             )
+            for sub in plan
+        ]
         if len(ranked_lists) == 1:
             return Retrieval(ranked_lists[0], plan)
-        # Sourced sub-queries first: their documents are the ones the question asks about.
-        return Retrieval(interleave(ranked_lists[1:] + ranked_lists[:1]), plan)
+        return Retrieval(interleave(ranked_lists), plan)  # claims first, as planned
 
 
 def fuse(

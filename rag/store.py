@@ -22,6 +22,7 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from rag.config import Settings
 from rag.ingest import (
+    CHUNK_SCHEMA,
     IngestError,
     LoadedDocument,
     chunk_document,
@@ -121,6 +122,7 @@ class KnowledgeBase:
             "embed_model": self.embedder.model_name,
             "chunk_size": self.settings.chunk_size,
             "chunk_overlap": self.settings.chunk_overlap,
+            "chunk_schema": CHUNK_SCHEMA,
         }
 
     def _open_collections(self) -> None:

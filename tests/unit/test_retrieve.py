@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from rag.retrieve import SubQuery, fuse, interleave, plan_queries, source_aliases
+from rag.retrieve import (
+    SubQuery,
+    clauses,
+    date_window,
+    fuse,
+    interleave,
+    plan_queries,
+    source_aliases,
+)
 
 SOURCES = [
     "TechCrunch",
@@ -29,13 +37,40 @@ def test_aliases_cover_short_names_and_group_sections():
     assert aliases["The Verge"] == ("The Verge",)
 
 
-def test_plan_adds_one_sourced_sub_query_per_publisher_named():
-    question = "Did TechCrunch and 'The Verge' both report it, as TechCrunch said before?"
+def test_plan_searches_each_publisher_and_each_claim_next_to_it():
+    question = (
+        "Was the company accused of hiding evidence in court, according to TechCrunch, "
+        "and did The Verge report on December 12, 2023 that it lost the antitrust trial?"
+    )
     plan = plan_queries(question, source_aliases(SOURCES))
-    assert plan == [
-        SubQuery(question),
-        SubQuery(question, ("TechCrunch",)),
-        SubQuery(question, ("The Verge",)),
+    assert SubQuery(question) in plan
+    assert (
+        SubQuery(question, ("TechCrunch",)) in plan and SubQuery(question, ("The Verge",)) in plan
+    )
+    claim = SubQuery("Was the company accused of hiding evidence in court", ("TechCrunch",))
+    assert claim in plan
+    dated = [q for q in plan if q.sources == ("The Verge",) and q.days]
+    assert dated and dated[0].days == (20231211, 20231213)
+    assert "lost the antitrust trial" in dated[0].text
+    assert plan.index(claim) < plan.index(SubQuery(question))  # claims are searched first
+
+
+def test_adjacent_publishers_form_one_group():
+    question = (
+        "Which company makes the Vision Pro headset, as reported by TechCrunch, and The Verge?"
+    )
+    plan = plan_queries(question, source_aliases(SOURCES))
+    assert (
+        SubQuery("Which company makes the Vision Pro headset", ("TechCrunch", "The Verge")) in plan
+    )
+
+
+def test_date_window_and_clauses():
+    assert date_window("published on October 4, 2023") == (20231003, 20231005)
+    assert date_window("in the autumn") is None
+    assert clauses("a claim about four things, and another claim about more things") == [
+        "a claim about four things",
+        "another claim about more things",
     ]
 
 
