@@ -39,7 +39,7 @@ test: model browser lint
 	$(MAKE) eval-gate
 
 eval-gate: model  ## the seed golden set on the shipped model, against thresholds in evals/gate.json
-	$(BIN)/rag eval --gate evals/gate.json --out evals/reports/ci
+	$(BIN)/rag eval --gate evals/gate.json --no-baseline --no-judge --out evals/reports/ci --history evals/reports/ci/history.jsonl
 
 test-slow: model browser
 	$(BIN)/pytest -q -m slow
