@@ -75,14 +75,15 @@ def _terms(text: str) -> set[str]:
 
 
 def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> bool:
-    """Do these passages (with the question's own words) contain the sentence's facts?
+    """Do these passages contain the sentence's facts?
 
-    Names and numbers must all appear; a sentence without any must share enough content words.
+    Names and numbers must all appear in the passages (echoing the question's names proves
+    nothing); other content words may come from the question, and must mostly be covered.
     """
     available = _terms(" ".join(factual_text(p.text) + " " + p.title for p in passages))
     asked = _terms(question)
     strict, loose = key_terms(sentence)
-    if any(term not in available and term not in asked for term in strict):
+    if any(term not in available for term in strict):  # the question's names do not count
         return False
     if strict:
         return True

@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     top_k: int = Field(default=3, ge=1, description="passages shown to the LLM at most")
     context_tokens: int = Field(default=140, ge=32, description="token budget for passages")
     dense_weight: float = 1.0
-    keyword_weight: float = 1.0
+    keyword_weight: float = 2.0  # BM25 ranks named entities well; measured on MultiHop dev
     min_dense_score: float = Field(default=0.2, description="below this nothing is relevant")
 
     # Web page

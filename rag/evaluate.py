@@ -770,6 +770,17 @@ def git_commit(start: Path | None = None) -> str | None:
     return None
 
 
+def code_fingerprint() -> str | None:
+    """Hash of the code and prompts that ran: a commit hash misses uncommitted edits."""
+    digest = hashlib.sha256()
+    files = sorted(REPO.glob("rag/*.py")) + sorted(prompts.prompts_dir().glob("*.txt"))
+    if not files:
+        return None
+    for path in files:
+        digest.update(path.name.encode() + b"\x00" + path.read_bytes() + b"\x00")
+    return digest.hexdigest()[:12]
+
+
 def settings_snapshot(settings: Settings) -> dict[str, Any]:
     snapshot = {name: getattr(settings, name) for name in SETTINGS_THAT_MATTER}
     snapshot["llm"] = settings.llm_base_url or "shipped (local)"
@@ -933,9 +944,9 @@ def _plots(
                 color=colors["baseline"],
             )
         ax.set_xticks(list(xs), keys, rotation=35, ha="right")
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.2)
         ax.set_title("Metrics (higher is better, except wrong_refusal_rate)")
-        ax.legend()
+        ax.legend(loc="upper center", ncol=2)
         save(fig, "metrics", "Metrics: rag vs baseline")
 
     panels = [("hits@10", "Hits@10 (answerable)")]
@@ -964,9 +975,9 @@ def _plots(
                 color=colors["baseline"],
             )
         ax.set_xticks(list(xs), names, rotation=35, ha="right")
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.2)
         ax.set_title(title)
-        ax.legend()
+        ax.legend(loc="upper center", ncol=2)
     save(fig, "types", "Per question type")
 
     latency_key = "total_ms" if full else "retrieval_ms"
@@ -1062,6 +1073,7 @@ class RunInfo:
     baseline_name: str | None
     settings: dict[str, Any]
     commit: str | None
+    code: str | None  # hash of rag/*.py and prompts/*.txt: tells uncommitted changes apart
     timestamp: str
     ingest: dict[str, int]
     judge: dict[str, Any] | None
@@ -1087,7 +1099,7 @@ def write_report(
         ("code", info.command),
         (
             "p",
-            f"{info.timestamp} · commit {info.commit or 'unknown'} · "
+            f"{info.timestamp} · commit {info.commit or 'unknown'} (code {info.code}) · "
             f"{summary['questions']} questions ({summary['answerable']} answerable, "
             f"{summary['unanswerable']} unanswerable) · corpus `{info.corpus}` · questions "
             f"`{info.questions}` · collection `{info.collection}` (ingest: "
@@ -1356,6 +1368,7 @@ def _main(args: argparse.Namespace, settings: Settings, make_engine: Callable) -
         baseline_name=baseline_name,
         settings=settings_snapshot(settings),
         commit=git_commit(),
+        code=code_fingerprint(),
         timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         ingest={
             "added": len(ingest.added) + len(ingest.updated),
@@ -1377,6 +1390,7 @@ def _main(args: argparse.Namespace, settings: Settings, make_engine: Callable) -
     entry = {
         "timestamp": info.timestamp,
         "commit": info.commit,
+        "code": info.code,
         "dataset": dataset,
         "mode": "full" if full else "retrieval",
         "questions_file": str(questions_path),

@@ -164,3 +164,11 @@ def test_streaming_filter_holds_back_and_drops_invalid_marks(chunks, valid, expe
     stream_filter = StreamingCitationFilter(valid)
     out = "".join(stream_filter.feed(c) for c in chunks) + stream_filter.flush()
     assert out == expected
+
+
+def test_names_taken_from_the_question_are_not_evidence(kb, settings):
+    llm = FakeLLM("Trump's use of Zelensky against Biden backfired because Moscow said no [1].")
+    _, result = run(
+        Engine(settings, kb, llm), "Why did Trump's attempt to use Zelensky against Biden backfire?"
+    )
+    assert result.refused and result.citations == []  # Zelensky and Biden are in no passage
