@@ -58,6 +58,7 @@ RETRIEVAL_KEYS = (
 ANSWER_KEYS = (
     "correct_rate",
     "answer_accuracy",
+    "answer_accuracy_words",
     "answer_f1",
     "refusal_rate_unanswerable",
     "wrong_refusal_rate_answerable",
@@ -263,6 +264,14 @@ def retrieval_measures(q: Question, ranked: Sequence[tuple[str, str]]) -> dict[s
     }
 
 
+def contains_words(prediction: str, golds: Sequence[str]) -> float:
+    """Like `metrics.answer_accuracy`, but the gold must occur as whole words: there, gold "No"
+    is found in "not", "cannot" or "announced", so with Yes/No golds (half of MultiHop-RAG) any
+    answer containing such a word counts as correct. Reported next to it, not instead."""
+    pred = f" {metrics.normalize_answer(prediction)} "
+    return float(any(g and f" {g} " in pred for g in map(metrics.normalize_answer, golds)))
+
+
 def answer_measures(
     q: Question, answer: str, refused: bool, shown: Sequence[int], error: str | None
 ) -> dict[str, Any]:
@@ -270,13 +279,15 @@ def answer_measures(
     bare = strip_citations(answer)
     cited = metrics.cited_numbers(answer)
     answered = not refused and not error
-    accuracy = f1 = None
+    accuracy = words = f1 = None
     if q.answerable:
         accuracy = metrics.answer_accuracy(bare, q.answers) if answered else 0.0
+        words = contains_words(bare, q.answers) if answered else 0.0
         f1 = metrics.token_f1(bare, q.answers) if answered else 0.0
     correct = (accuracy == 1.0) if q.answerable else (refused and not error)
     return {
         "accuracy": accuracy,
+        "accuracy_words": words,
         "f1": f1,
         "correct": bool(correct),
         "cited": cited,
@@ -373,7 +384,7 @@ def _base_row(q: Question) -> dict[str, Any]:
 
 
 def _ranked_summary(ranked: Sequence[tuple[str, str, str]]) -> list[dict[str, str]]:
-    return [{"doc_id": d, "chunk_id": c, "text": _short(t, 300)} for d, c, t in ranked[:3]]
+    return [{"doc_id": d, "chunk_id": c, "text": _short(t, 160)} for d, c, t in ranked[:3]]
 
 
 def _passage_dicts(passages: Sequence[Passage]) -> list[dict[str, Any]]:
@@ -655,6 +666,7 @@ def summarize(rows: Sequence[dict[str, Any]], full: bool) -> dict[str, Any]:
     if full:
         out["correct_rate"] = _mean(float(r["correct"]) for r in rows)
         out["answer_accuracy"] = _mean(r["accuracy"] for r in answerable)
+        out["answer_accuracy_words"] = _mean(r.get("accuracy_words") for r in answerable)
         out["answer_f1"] = _mean(r["f1"] for r in answerable)
         out["refusal_rate_unanswerable"] = _mean(float(r["refused"]) for r in unanswerable)
         out["wrong_refusal_rate_answerable"] = _mean(float(r["refused"]) for r in answerable)
@@ -1183,7 +1195,7 @@ def write_report(
         "per_type": types,
         "baseline_per_type": base_types,
         "rows": [_public(r) for r in rows],
-        "baseline_rows": [_public(r) for r in base_rows or []],
+        "baseline_rows": [_public(r, slim=True) for r in base_rows or []],
     }
     (out / f"{info.name}.json").write_text(
         json.dumps(details, ensure_ascii=False), encoding="utf-8"
@@ -1191,8 +1203,10 @@ def write_report(
     return md_path
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if not k.startswith("_")}
+def _public(row: dict[str, Any], slim: bool = False) -> dict[str, Any]:
+    """A row for the JSON report; slim drops what the rag row of the question already has."""
+    repeated = ("question", "golds", "gold_doc_ids", "facts") if slim else ()
+    return {k: v for k, v in row.items() if not k.startswith("_") and k not in repeated}
 
 
 # ---------------------------------------------------------------------------------------------

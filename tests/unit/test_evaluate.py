@@ -136,7 +136,7 @@ def test_eval_loop_measures_retrieval_answers_refusals_and_citations(data, eval_
     assert summary["evidence_recall@10"] == 0.75  # q1 1/1, q2 1/2
     assert summary["all_gold_docs@10"] == 1.0
     # Answers: q1 right; q2's unsupported "2010" is refused by the citation check.
-    assert summary["answer_accuracy"] == 0.5
+    assert summary["answer_accuracy"] == summary["answer_accuracy_words"] == 0.5
     # q1 F1: 2 gold tokens among 7 answer tokens -> P 2/7, R 1 -> 4/9; q2 refused -> 0
     assert summary["answer_f1"] == round((4 / 9 + 0) / 2, 4)
     assert summary["refusal_rate_unanswerable"] == 1.0
@@ -331,6 +331,22 @@ def test_stratified_sample_is_fixed_and_proportional():
     assert sample != evaluate.stratified_sample(questions, 10, seed=2)
     assert [q.id for q in sample] == sorted((q.id for q in sample), key=lambda i: int(i[1:]))
     assert len(evaluate.stratified_sample(questions, 2, seed=0)) == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "golds", "substring", "words"),
+    [
+        ("It was announced on Friday.", ["No"], 1.0, 0.0),
+        ("No, Moscow rejected it [1].", ["No"], 1.0, 1.0),
+        ("The Kremlin.", ["the Kremlin"], 1.0, 1.0),
+        ("1,000 prisoners", ["1000"], 1.0, 1.0),
+    ],
+)
+def test_whole_word_accuracy_next_to_substring_accuracy(answer, golds, substring, words):
+    from rag.metrics import answer_accuracy
+
+    assert answer_accuracy(answer, golds) == substring
+    assert evaluate.contains_words(answer, golds) == words
 
 
 @pytest.mark.parametrize(
