@@ -26,6 +26,7 @@ STOPWORDS = frozenset(
     can could would should will may might must one two per via according however while
     """.split()
 )
+_VERDICT = re.compile(r"(yes|no)\s*[.!,]?", re.IGNORECASE)
 MIN_CONTENT_OVERLAP = 0.5  # for sentences with no names or numbers to check
 # Sentences in a document that address the assistant. They are data, never instructions, and
 # never evidence: an answer that only they support is an injection being obeyed.
@@ -45,22 +46,33 @@ def _stem(word: str) -> str:
     return word[:5] if word.isalpha() else word.replace(",", "")
 
 
-def key_terms(sentence: str) -> tuple[set[str], set[str]]:
-    """(names and numbers that must be supported, other content words)."""
+def key_terms(sentence: str) -> tuple[list[list[str]], set[str]]:
+    """(names and numbers that must be supported, as phrases of adjacent words, and the other
+    content words)."""
     text = CITATION_MARK.sub("", sentence)
-    strict: set[str] = set()
+    phrases: list[list[str]] = []
     loose: set[str] = set()
-    for _index, raw in enumerate(_WORD.findall(text)):
+    previous_end = -2
+    for match in _WORD.finditer(text):
+        raw = match.group(0)
         word = raw.lower().strip("'’-").rstrip(".,")
         if word.endswith("'s") or word.endswith("’s"):
             word = word[:-2]
         if not word or word in STOPWORDS:
+            previous_end = -2
             continue
         if raw[0].isdigit() or raw[0].isupper():
-            strict.add(_stem(word))
-        elif len(word) > 3:
-            loose.add(_stem(word))
-    return strict, loose
+            adjacent = not text[previous_end : match.start()].strip()
+            if phrases and adjacent and previous_end >= 0:
+                phrases[-1].append(_stem(word))
+            else:
+                phrases.append([_stem(word)])
+            previous_end = match.end()
+        else:
+            previous_end = -2
+            if len(word) > 3:
+                loose.add(_stem(word))
+    return phrases, loose
 
 
 def factual_text(text: str) -> str:
@@ -74,22 +86,46 @@ def _terms(text: str) -> set[str]:
     return {_stem(w.removesuffix("'s").removesuffix("’s")) for w in words(text)}
 
 
+_MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
+
+
+def _about(passage: Passage) -> str:
+    """What the prompt shows next to the text: title, source and date (also as '31 October
+    2023'), so 'TechCrunch reported in October' can be checked against it."""
+    about = [passage.title, passage.source or "", passage.published or ""]
+    date = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", (passage.published or "")[:10])
+    if date and 1 <= int(date.group(2)) <= 12:
+        about.append(f"{int(date.group(3))} {_MONTHS[int(date.group(2)) - 1]} {date.group(1)}")
+    return " ".join(about)
+
+
 def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> bool:
     """Do these passages contain the sentence's facts?
 
-    Names and numbers must all appear in the passages (echoing the question's names proves
-    nothing); other content words may come from the question, and must mostly be covered.
+    Names and numbers must all appear in the passages or in what the prompt shows about them
+    (echoing the question's names proves nothing); other content words must mostly be covered,
+    by the passages or, for a sentence that adds something of its own, by the question.
     """
-    available = _terms(" ".join(factual_text(p.text) + " " + p.title for p in passages))
+    available = _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
     asked = _terms(question)
-    strict, loose = key_terms(sentence)
-    if any(term not in available for term in strict):  # the question's names do not count
-        return False
-    if strict:
-        return True
+    phrases, loose = key_terms(sentence)
+    for phrase in phrases:
+        missing = [term for term in phrase if term not in available]
+        # Echoing the question's names proves nothing, but a name the question spells out in
+        # full ("Sam Bankman-Fried", "Alameda Research") is found by any of its words.
+        if missing and (len(missing) == len(phrase) or any(t not in asked for t in missing)):
+            return False
     new_words = loose - asked
-    if not new_words:
+    if phrases and new_words:
         return True
+    if not new_words:
+        # The sentence only restates the question ("Yes, X did Y"): what it affirms must be
+        # written in the passages, not just asked about.
+        new_words = loose
+        if not new_words:
+            return True
     return len(new_words & available) / len(new_words) >= MIN_CONTENT_OVERLAP
 
 
@@ -107,10 +143,14 @@ def check_answer(
     by_number = {p.n: p for p in passages}
     kept: list[str] = []
     cited: dict[int, list[str]] = {}
+    verdict = ""  # a leading "Yes." / "No.", kept only if a supported fact follows
     for sentence in split_sentences(answer):
         numbers = [n for n in cited_numbers(sentence) if n in by_number]
-        bare = CITATION_MARK.sub("", sentence).strip()
+        bare = re.sub(r"([.!?])\1+$", r"\1", CITATION_MARK.sub("", sentence).strip())  # "Inc.."
         if not bare:
+            continue
+        if not kept and not verdict and not numbers and _VERDICT.fullmatch(bare):
+            verdict = bare[:-1] + "." if bare[-1] in ".!," else bare + "."
             continue
         supporting = [n for n in numbers if is_supported(sentence, [by_number[n]], question)]
         if (
@@ -124,8 +164,10 @@ def check_answer(
             # the first shown passage that does contain all of the sentence's facts, if any.
             supporting = [p.n for p in passages if is_supported(sentence, [p], question)][:1]
         if not supporting:
-            strict, _ = key_terms(sentence)
-            if kept and not strict:  # a connective remark with no facts of its own
+            supporting = _covering(sentence, passages, question)
+        if not supporting:
+            names, _ = key_terms(sentence)
+            if kept and not names:  # a connective remark with no facts of its own
                 kept.append(bare)
             continue
         marks = "".join(f"[{n}]" for n in supporting)
@@ -134,7 +176,25 @@ def check_answer(
             cited.setdefault(n, []).append(bare)
     if not cited:
         return CheckedAnswer(refusal, True, {})
-    return CheckedAnswer(" ".join(kept), False, cited)
+    return CheckedAnswer(" ".join([verdict, *kept] if verdict else kept), False, cited)
+
+
+def _covering(sentence: str, passages: Sequence[Passage], question: str) -> list[int]:
+    """The fewest shown passages (at most three, each adding names) that together support a
+    sentence whose facts come from several documents ("A reports X, while B reports Y")."""
+    phrases, _ = key_terms(sentence)
+    needed = {term for phrase in phrases for term in phrase}
+    offered = {p.n: _terms(factual_text(p.text) + " " + _about(p)) & needed for p in passages}
+    chosen: list[int] = []
+    while needed and len(chosen) < 3:
+        best = max(offered, key=lambda n: (len(offered[n] & needed), -n), default=None)
+        if best is None or not offered[best] & needed:
+            break
+        chosen.append(best)
+        needed -= offered.pop(best)
+    if chosen and is_supported(sentence, [p for p in passages if p.n in chosen], question):
+        return sorted(chosen)
+    return []
 
 
 def _place_marks(sentence: str, marks: str) -> str:

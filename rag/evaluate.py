@@ -265,11 +265,20 @@ def retrieval_measures(q: Question, ranked: Sequence[tuple[str, str]]) -> dict[s
 
 
 def contains_words(prediction: str, golds: Sequence[str]) -> float:
-    """Like `metrics.answer_accuracy`, but the gold must occur as whole words: there, gold "No"
-    is found in "not", "cannot" or "announced", so with Yes/No golds (half of MultiHop-RAG) any
-    answer containing such a word counts as correct. Reported next to it, not instead."""
-    pred = f" {metrics.normalize_answer(prediction)} "
-    return float(any(g and f" {g} " in pred for g in map(metrics.normalize_answer, golds)))
+    """Like `metrics.answer_accuracy`, but the gold must occur as whole words, and a Yes/No gold
+    must be the answer's verdict (its first word). There, gold "No" is found in "not", "cannot",
+    "announced" or a quoted "No. 3", so with Yes/No golds (half of MultiHop-RAG) nearly any
+    answer counts as correct. Reported next to it, not instead."""
+    normalised = metrics.normalize_answer(prediction)
+    pred = f" {normalised} "
+    first = normalised.split()[0] if normalised else ""
+    for gold in map(metrics.normalize_answer, golds):
+        if gold in ("yes", "no"):
+            if first == gold:
+                return 1.0
+        elif gold and f" {gold} " in pred:
+            return 1.0
+    return 0.0
 
 
 def answer_measures(

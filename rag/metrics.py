@@ -277,6 +277,7 @@ _ABBREVIATIONS = {
     "u.n", "fig", "inc", "ltd", "co", "corp", "gen", "gov", "sen", "rep", "jan", "feb",
     "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
 }  # fmt: skip
+_NUMBER_ABBREVIATIONS = {"no", "nos", "vol", "pp", "p", "art"}
 _CITE_GROUP = r"\[\s*\d+(?:\s*(?:[,;\-\u2013]|and)\s*\d+)*\s*\]"
 _BOUNDARY = re.compile(rf"[.!?]+[\"'\u201d\u2019)]*(?:\s*{_CITE_GROUP})*(?=\s|$)")
 _PREV_WORD = re.compile(r"([\w.]+)$")
@@ -302,6 +303,8 @@ def split_sentences(answer: str) -> list[str]:
             if line[punct_at] == "." and prev:
                 word = prev.group(1).lower().rstrip(".")
                 if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                    continue
+                if word in _NUMBER_ABBREVIATIONS and rest[:1].isdigit():  # "No. 3 Michigan"
                     continue
             piece = line[start:end].strip()
             if piece:

@@ -414,3 +414,16 @@ def test_baseline_citation_query_engine_on_the_same_collection(data, eval_settin
     assert {"retrieval_ms", "first_token_ms", "total_ms"} <= set(rows[0]["timings"])
     summary = evaluate.summarize(rows, full=True)
     assert summary["citation_validity"] == 0.5 and summary["refusal_rate_unanswerable"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("answer", "golds", "words"),
+    [
+        ("Yes. Both reported it [1][2].", ["Yes"], 1.0),
+        ("No. Only Fortune reported it [1].", ["Yes"], 0.0),
+        ('Yes. The report said "No. 3 Michigan beat Penn State" [2].', ["no"], 0.0),
+        ("It is not clear whether yes or no.", ["yes"], 0.0),
+    ],
+)
+def test_yes_no_gold_must_be_the_verdict(answer, golds, words):
+    assert evaluate.contains_words(answer, golds) == words

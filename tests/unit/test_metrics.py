@@ -225,6 +225,10 @@ def test_split_sentences_keeps_citations_with_their_sentence() -> None:
     assert split_sentences("") == []
     assert split_sentences("No. Moscow rejected it [2].") == ["No.", "Moscow rejected it [2]."]
     assert split_sentences("It says e.g. this. And that.") == ["It says e.g. this.", "And that."]
+    assert split_sentences('Yes. It said "No. 3 Michigan won." [2]') == [
+        "Yes.",
+        'It said "No. 3 Michigan won." [2]',
+    ]
 
 
 def test_cited_numbers() -> None:
