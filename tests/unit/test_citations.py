@@ -16,7 +16,9 @@ def passage(n: int, text: str, source: str = "", published: str | None = None) -
 
 PASSAGES = [
     passage(1, "Bankman-Fried told Alameda to take the loans off its books.", "The Verge"),
-    passage(2, "Google paid billions to stay the default search engine.", "TechCrunch", "2023-10-31"),
+    passage(
+        2, "Google paid billions to stay the default search engine.", "TechCrunch", "2023-10-31"
+    ),
     passage(3, "The jury heard that FTX lost customer deposits.", "Cnbc | World Business News"),
 ]
 
