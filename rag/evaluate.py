@@ -498,21 +498,38 @@ def rag_row(engine: Any, q: Question, recorder: RecordingLLM | None) -> dict[str
     return row
 
 
+def keyword_row(engine: Any, q: Question) -> dict[str, Any]:
+    """Retrieval measures of plain BM25 over the same chunks (no plan, no fusion)."""
+    row = _base_row(q)
+    started = time.perf_counter()
+    hits = engine.retriever.keyword_only(q.text, TOP)
+    row["timings"] = {"retrieval_ms": (time.perf_counter() - started) * 1000}
+    ranked = [
+        (str(h.node.metadata.get("doc_id", "")), h.node.get_content(metadata_mode="none"))
+        for h in hits
+    ]
+    row["retrieval"] = retrieval_measures(q, ranked)
+    return row
+
+
 def run_questions(
     engine: Any,
     questions: Sequence[Question],
     recorder: RecordingLLM | None,
     baseline: Baseline | None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, list[dict[str, Any]]]:
     """rag and the baseline question by question, in turn, so a machine shared with other
-    work slows both alike (each keeps its own fixed prompt prefix in one server slot)."""
+    work slows both alike (each keeps its own fixed prompt prefix in one server slot); BM25 alone
+    (retrieval only) beside them."""
     rows: list[dict[str, Any]] = []
     base_rows: list[dict[str, Any]] | None = [] if baseline else None
+    keyword_rows: list[dict[str, Any]] = []
     for q in _progress(questions, "questions" if baseline else "rag"):
         rows.append(rag_row(engine, q, recorder))
         if baseline is not None and base_rows is not None:
             base_rows.append(baseline.row(q))
-    return rows, base_rows
+        keyword_rows.append(keyword_row(engine, q))
+    return rows, base_rows, keyword_rows
 
 
 def _llm_endpoint(llm: Any) -> tuple[str | None, str | None]:
@@ -837,8 +854,13 @@ def _short(text: str | None, limit: int = 220) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _metric_table(summary: dict, base: dict | None, keys: Sequence[str]) -> Block:
-    headers = ["metric", "rag"] + (["baseline", "rag / baseline"] if base else [])
+def _metric_table(
+    summary: dict,
+    base: dict | None,
+    keys: Sequence[str],
+    names: tuple[str, str] = ("rag", "baseline"),
+) -> Block:
+    headers = ["metric", names[0]] + ([names[1], f"{names[0]} / {names[1]}"] if base else [])
     rows = []
     for key in keys:
         if key not in summary and not (base and key in base):
@@ -1111,6 +1133,7 @@ def write_report(
     base_types: dict | None,
     rows: list[dict],
     base_rows: list[dict] | None,
+    keyword: dict[str, Any] | None = None,
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     mode = "answers + retrieval" if info.full else "retrieval only"
@@ -1185,6 +1208,19 @@ def write_report(
     ]
     if info.full:
         blocks.append(_type_table(types, base_types, [*ANSWER_KEYS, "total_ms_p50"]))
+    if keyword:
+        blocks += [
+            ("h2", "BM25 only (rag in parentheses)"),
+            (
+                "p",
+                "llama-index's BM25Retriever (bm25s) alone over the same chunks, top 10, the "
+                "whole question as the query: no publisher/date plan, no dense retrieval.",
+            ),
+            _metric_table(
+                keyword["summary"], summary, [*RETRIEVAL_KEYS, "retrieval_ms_p50"], ("BM25", "rag")
+            ),
+            _type_table(keyword["per_type"], types, RETRIEVAL_KEYS),
+        ]
     blocks.append(("h2", "Plots"))
     for title, path in _plots(
         out, info.name, summary, base, types, base_types, rows, base_rows, info.full
@@ -1203,6 +1239,7 @@ def write_report(
         "baseline": base,
         "per_type": types,
         "baseline_per_type": base_types,
+        "bm25_only": keyword,
         "rows": [_public(r) for r in rows],
         "baseline_rows": [_public(r, slim=True) for r in base_rows or []],
     }
@@ -1339,7 +1376,7 @@ def _main(args: argparse.Namespace, settings: Settings, make_engine: Callable) -
                 "collection and embedder, no BM25, no fusion"
             )
     load_start = _load_average()
-    rows, baseline_rows = run_questions(engine, questions, recorder, baseline)
+    rows, baseline_rows, keyword_rows = run_questions(engine, questions, recorder, baseline)
     load = {"cpus": os.cpu_count(), "start": load_start, "end": _load_average()}
 
     judge_info = None
@@ -1373,6 +1410,7 @@ def _main(args: argparse.Namespace, settings: Settings, make_engine: Callable) -
     types = per_type(rows, full)
     base_summary = summarize(baseline_rows, full) if baseline_rows else None
     base_types = per_type(baseline_rows, full) if baseline_rows else None
+    keyword = {"summary": summarize(keyword_rows, False), "per_type": per_type(keyword_rows, False)}
     if full:
         notes.append(
             "Answer accuracy: a normalised gold answer is a substring of the answer (citation "
@@ -1403,7 +1441,7 @@ def _main(args: argparse.Namespace, settings: Settings, make_engine: Callable) -
         load=load,
     )
     report = write_report(
-        args.out, info, summary, base_summary, types, base_types, rows, baseline_rows
+        args.out, info, summary, base_summary, types, base_types, rows, baseline_rows, keyword
     )
     print(f"report: {report} (and .html, .json)", file=sys.stderr)
 
@@ -1426,6 +1464,7 @@ def _main(args: argparse.Namespace, settings: Settings, make_engine: Callable) -
         "load_average": load,
         "summary": summary,
         "baseline": base_summary,
+        "bm25_only": keyword["summary"],
         "gate": None if gate is None else all(ok for ok, _ in checks),
         "report": str(report),
     }

@@ -154,7 +154,7 @@ def plan_queries(question: str, aliases: dict[str, tuple[str, ...]]) -> list[Sub
         for segment in (segments[index], segments[index + 1]):  # claims before and after it
             for clause in clauses(segment):
                 claims.append(SubQuery(clause, sources, date_window(clause)))
-    return list(dict.fromkeys(claims + plan))
+    return list(dict.fromkeys(plan[:1] + claims + plan[1:]))  # the whole question leads
 
 
 class Retriever:
@@ -248,6 +248,11 @@ class Retriever:
             if score > 0
         ]
 
+    def keyword_only(self, query: str, k: int) -> list[NodeWithScore]:
+        """Plain BM25 over all chunks, no plan, no filters: the keyword baseline of `rag eval`."""
+        self.keyword_retriever()
+        return self._keyword_search(SubQuery(query), k)
+
     def _dense_search(
         self, subs: list[SubQuery], k: int, embeddings: dict[str, list[float]]
     ) -> list[list[NodeWithScore]]:
@@ -289,6 +294,12 @@ class Retriever:
             )
         ]
 
+    def dense_weight(self, query: str) -> float:
+        """The dense list's weight in the fusion: lower for long, entity-rich questions."""
+        if _content_words(query) >= self.settings.long_question_words:
+            return self.settings.long_question_dense_weight
+        return self.settings.dense_weight
+
     def retrieve(self, query: str) -> Retrieval:
         """Fused candidates for the question, best first, with the plan that produced them."""
         if self.kb.chunks.count() == 0:
@@ -313,14 +324,14 @@ class Retriever:
             fuse(
                 dense[sub],
                 self._keyword_search(sub, k),
-                self.settings.dense_weight,
+                self.dense_weight(query),
                 self.settings.keyword_weight,
             )
             for sub in plan
         ]
         if len(ranked_lists) == 1:
             return Retrieval(ranked_lists[0], plan)
-        return Retrieval(interleave(ranked_lists), plan)  # claims first, as planned
+        return Retrieval(interleave(ranked_lists), plan)  # in the planned order
 
 
 def fuse(

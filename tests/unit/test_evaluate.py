@@ -250,6 +250,11 @@ def test_each_run_appends_one_history_line(data, eval_settings, capsys):
     assert second["summary"]["answer_accuracy"] == 0.5
     # retrieval-only baseline: llama-index's dense retriever over the same collection
     assert first["baseline"]["hits@10"] == 1.0 and "answer_accuracy" not in first["summary"]
+    # BM25 alone over the same chunks, measured in the same run: q1 and q2 share words with
+    # their evidence; q2's second fact is in no document
+    assert first["bm25_only"]["hits@10"] == first["bm25_only"]["mrr@10"] == 1.0
+    assert first["bm25_only"]["evidence_recall@10"] == pytest.approx(0.75)
+    assert "## BM25 only" in Path(first["report"]).read_text()
 
 
 def test_retrieval_measures_hand_checked():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from rag.retrieve import (
+    Retriever,
     SubQuery,
     clauses,
     date_window,
@@ -52,7 +53,9 @@ def test_plan_searches_each_publisher_and_each_claim_next_to_it():
     dated = [q for q in plan if q.sources == ("The Verge",) and q.days]
     assert dated and dated[0].days == (20231211, 20231213)
     assert "lost the antitrust trial" in dated[0].text
-    assert plan.index(claim) < plan.index(SubQuery(question))  # claims are searched first
+    # the whole question leads (its best hits rank first), then the claims, then the sources
+    assert plan[0] == SubQuery(question)
+    assert plan.index(claim) < plan.index(SubQuery(question, ("TechCrunch",)))
 
 
 def test_adjacent_publishers_form_one_group():
@@ -92,3 +95,15 @@ def test_interleave_round_robins_and_caps_chunks_per_document():
     second = fuse([hit("b1", "B"), hit("a1", "A")], [])
     merged = [c.chunk_id for c in interleave([first, second])]
     assert merged == ["a1", "b1", "a2", "a3"]  # a3 deferred behind B, a1 not repeated
+
+
+def test_long_entity_rich_questions_lean_on_keywords(settings):
+    retriever = Retriever(settings, kb=None)
+    short = "Who led Russia's delegation?"
+    long = (
+        "Does the TechCrunch article about the antitrust trial suggest that Google paid billions "
+        "to Apple for default search placement, while The Verge reports that Epic Games won "
+        "its case against Google in December?"
+    )
+    assert retriever.dense_weight(short) == settings.dense_weight == 1.0
+    assert retriever.dense_weight(long) == settings.long_question_dense_weight < 0.1
