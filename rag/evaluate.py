@@ -966,30 +966,30 @@ def _plots(
         plt.close(fig)
         plots.append((title, path))
 
+    def paired_bars(ax: Any, labels: list[str], ours: list[float], theirs: list[float] | None):
+        """rag's bars, with the baseline's beside them when there is one."""
+        width = 0.4 if theirs is not None else 0.6
+        xs = range(len(labels))
+        shift = width / 2 if theirs is not None else 0
+        ax.bar([x - shift for x in xs], ours, width, label="rag", color=colors["rag"])
+        if theirs is not None:
+            ax.bar(
+                [x + shift for x in xs], theirs, width, label="baseline", color=colors["baseline"]
+            )
+        ax.set_xticks(list(xs), labels, rotation=35, ha="right")
+        ax.set_ylim(0, 1.2)
+        ax.legend(loc="upper center", ncol=2)
+
     keys = [k for k in (*RETRIEVAL_KEYS, *ANSWER_KEYS) if summary.get(k) is not None]
     if keys:
         fig, ax = plt.subplots(figsize=(max(6, 0.75 * len(keys) + 2), 4))
-        width = 0.4 if base else 0.6
-        xs = range(len(keys))
-        ax.bar(
-            [x - (width / 2 if base else 0) for x in xs],
+        paired_bars(
+            ax,
+            keys,
             [summary[k] for k in keys],
-            width,
-            label="rag",
-            color=colors["rag"],
+            [base.get(k) or 0 for k in keys] if base else None,
         )
-        if base:
-            ax.bar(
-                [x + width / 2 for x in xs],
-                [base.get(k) or 0 for k in keys],
-                width,
-                label="baseline",
-                color=colors["baseline"],
-            )
-        ax.set_xticks(list(xs), keys, rotation=35, ha="right")
-        ax.set_ylim(0, 1.2)
         ax.set_title("Metrics (higher is better, except wrong_refusal_rate)")
-        ax.legend(loc="upper center", ncol=2)
         save(fig, "metrics", "Metrics: rag vs baseline")
 
     panels = [("hits@10", "Hits@10 (answerable)")]
@@ -1000,27 +1000,13 @@ def _plots(
     axes = axes if len(panels) > 1 else [axes]
     for ax, (key, title) in zip(axes, panels, strict=True):
         names = [t for t in types if types[t].get(key) is not None]
-        width = 0.4 if base_types else 0.6
-        xs = range(len(names))
-        ax.bar(
-            [x - (width / 2 if base_types else 0) for x in xs],
+        paired_bars(
+            ax,
+            names,
             [types[t].get(key) or 0 for t in names],
-            width,
-            label="rag",
-            color=colors["rag"],
+            [(base_types.get(t) or {}).get(key) or 0 for t in names] if base_types else None,
         )
-        if base_types:
-            ax.bar(
-                [x + width / 2 for x in xs],
-                [(base_types.get(t) or {}).get(key) or 0 for t in names],
-                width,
-                label="baseline",
-                color=colors["baseline"],
-            )
-        ax.set_xticks(list(xs), names, rotation=35, ha="right")
-        ax.set_ylim(0, 1.2)
         ax.set_title(title)
-        ax.legend(loc="upper center", ncol=2)
     save(fig, "types", "Per question type")
 
     latency_key = "total_ms" if full else "retrieval_ms"

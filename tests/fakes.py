@@ -1,4 +1,5 @@
-"""Scripted fakes for the seams: an LLM with queued responses and a bag-of-words embedder."""
+"""Scripted fakes for the seams: an LLM with queued responses, a bag-of-words embedder, and the
+records a knowledge base hands the page (documents, ingest reports, file errors)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import hashlib
 import math
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
@@ -63,3 +67,28 @@ class FakeEmbedding(BaseEmbedding):
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._vector(query)
+
+
+@dataclass
+class FakeDoc:
+    doc_id: str
+    title: str
+    published: str | None
+    chunks: int
+    path: Path | None = None
+
+
+@dataclass
+class FakeReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+    errors: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class FakeFileError:
+    path: Path
+    message: str

@@ -12,12 +12,13 @@ import re
 import socket
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from fakes import FakeDoc, FakeFileError, FakeReport
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -61,31 +62,6 @@ CHUNK = (
     "in 1843. <script>alert('x')</script> ${document.title} {{value}} Her notes were signed."
 )
 SPAN = "Ada Lovelace wrote the first published algorithm"
-
-
-@dataclass
-class FakeDoc:
-    doc_id: str
-    title: str
-    published: str | None
-    chunks: int
-    path: Path | None = None
-
-
-@dataclass
-class FakeReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    chunks: int = 0
-    errors: list[Any] = field(default_factory=list)
-
-
-@dataclass
-class FakeFileError:
-    path: Path
-    message: str
 
 
 class FakeKB:

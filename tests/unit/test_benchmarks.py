@@ -29,7 +29,9 @@ def test_correct_answerable_needs_gold_and_no_refusal(latency) -> None:
     assert not latency.is_correct("The documents do not say.", False, ["No"], True)
     # a Yes/No gold is the answer's verdict, not any "no" in it
     assert latency.is_correct("No. Only Fortune said so [2].", False, ["no"], True)
-    assert not latency.is_correct("Yes. It was not reported by TechCrunch [1].", False, ["no"], True)
+    assert not latency.is_correct(
+        "Yes. It was not reported by TechCrunch [1].", False, ["no"], True
+    )
 
 
 def test_correct_ignores_citation_numbers(latency) -> None:

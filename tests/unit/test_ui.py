@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeDoc, FakeFileError, FakeReport
 
 from rag.config import Settings
 from rag.events import AnswerResult, Citation, Final, Passage, Searching, Sources, Token, Turn
@@ -70,30 +70,6 @@ def answer_result(question: str, refused: bool = False, **overrides: Any) -> Ans
     return AnswerResult(**fields)
 
 
-@dataclass
-class FakeDoc:
-    doc_id: str
-    title: str
-    published: str | None
-    chunks: int
-    path: Path | None = None
-
-
-@dataclass
-class FakeReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    chunks: int = 0
-    errors: list[Any] = field(default_factory=list)
-
-
-@dataclass
-class FakeError:
-    path: Path
-    message: str
-
-
 class FakeKB:
     def __init__(self, fail_names: Sequence[str] = ()) -> None:
         self.docs: dict[str, FakeDoc] = {}
@@ -105,7 +81,7 @@ class FakeKB:
         report = FakeReport()
         for path in paths:
             if path.name in self.fail_names:
-                report.errors.append(FakeError(path, "could not parse"))
+                report.errors.append(FakeFileError(path, "could not parse"))
                 continue
             self.docs[path.stem] = FakeDoc(path.stem, path.stem, None, 2, path)
             report.added += 1
