@@ -25,6 +25,7 @@ from rag.store import KnowledgeBase
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
+MAX_CACHED_MASKS = 256  # filter masks kept between questions (one float per chunk each)
 RRF_K = 60  # the constant of Cormack et al.; llama-index's QueryFusionRetriever uses it too
 MAX_CHUNKS_PER_DOC = 2  # in the first pass of merging, so one article cannot fill the list
 
@@ -165,6 +166,7 @@ class Retriever:
         self._keyword_fingerprint: str | None = None
         self._aliases: dict[str, tuple[str, ...]] = {}
         self._masks: dict[tuple, np.ndarray] = {}
+        self._columns: tuple[np.ndarray, np.ndarray] | None = None
         self._lock = threading.Lock()
 
     def keyword_retriever(self):
@@ -175,6 +177,7 @@ class Retriever:
                 self._keyword = self._load_or_build_keyword_index(fingerprint)
                 self._keyword_fingerprint = fingerprint
                 self._masks = {}
+                self._columns = None
                 sources = {d.source for d in self.kb.documents() if d.source}
                 self._aliases = source_aliases(sorted(sources))
             return self._keyword
@@ -197,6 +200,16 @@ class Retriever:
         retriever.persist(str(folder))
         return retriever
 
+    def _filter_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each chunk's source and publication day, so a filter mask is one numpy expression."""
+        if self._columns is None:
+            corpus = self._keyword.corpus
+            self._columns = (
+                np.array([entry.get("source") or "" for entry in corpus], dtype=object),
+                np.array([int(entry.get("published_day") or 0) for entry in corpus]),
+            )
+        return self._columns
+
     def _mask(self, sub: SubQuery) -> np.ndarray | None:
         """BM25 weight mask: 1 for chunks the sub-query's source and date filters admit."""
         if not (sub.sources or sub.days):
@@ -204,22 +217,20 @@ class Retriever:
         key = (sub.sources, sub.days)
         mask = self._masks.get(key)
         if mask is None:
-            wanted = set(sub.sources)
-            low, high = sub.days or (0, 99999999)
-            mask = np.array(
-                [
-                    float(
-                        (not wanted or entry.get("source") in wanted)
-                        and low <= int(entry.get("published_day") or 0) <= high
-                    )
-                    for entry in self._keyword.corpus
-                ],
-                dtype=np.float32,
-            )
-            self._masks[key] = mask
+            sources, days = self._filter_columns()
+            admitted = np.ones(len(days), dtype=bool)
+            if sub.sources:
+                admitted &= np.isin(sources, list(sub.sources))
+            if sub.days:
+                admitted &= (days >= sub.days[0]) & (days <= sub.days[1])
+            if len(self._masks) >= MAX_CACHED_MASKS:
+                self._masks.clear()
+            mask = self._masks[key] = admitted.astype(np.float32)
         return mask
 
     def _keyword_search(self, sub: SubQuery, k: int) -> list[NodeWithScore]:
+        """BM25 scores of every chunk (masked by the sub-query's filters) and the top k, with
+        numpy directly: bm25s's batch `retrieve` starts a thread pool for each query."""
         import bm25s
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
@@ -230,22 +241,19 @@ class Retriever:
             sub.text,
             stemmer=keyword.stemmer,
             token_pattern=keyword.token_pattern,
+            return_ids=False,
             show_progress=False,
-        )
-        mask = self._mask(sub)
-        k = min(k, len(keyword.corpus))
-        indexes, scores = keyword.bm25.retrieve(
-            tokens, k=k, show_progress=False, weight_mask=mask, n_threads=1
-        )
+        )[0]
+        if not tokens:
+            return []
+        scores = keyword.bm25.get_scores(tokens, weight_mask=self._mask(sub))
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
         return [
-            NodeWithScore(
-                node=metadata_dict_to_node(
-                    hit if isinstance(hit, dict) else keyword.corpus[int(hit)]
-                ),
-                score=float(score),
-            )
-            for hit, score in zip(indexes[0], scores[0], strict=True)
-            if score > 0
+            NodeWithScore(node=metadata_dict_to_node(keyword.corpus[i]), score=float(scores[i]))
+            for i in top.tolist()
+            if scores[i] > 0
         ]
 
     def keyword_only(self, query: str, k: int) -> list[NodeWithScore]:
@@ -307,7 +315,12 @@ class Retriever:
         self.keyword_retriever()
         plan = plan_queries(query, self._aliases)
         k = self.settings.retrieve_k
-        texts = list(dict.fromkeys(sub.text for sub in plan))
+        weight = self.dense_weight(query)
+        # A long question leans on keywords: only the whole question gets a dense search, since
+        # filtered Chroma queries are most of the retrieval time and their hits would barely
+        # move the fusion.
+        dense_plan = plan if weight >= self.settings.dense_weight else plan[:1]
+        texts = list(dict.fromkeys(sub.text for sub in dense_plan))
         vectors = (
             self.kb.embedder.get_text_embedding_batch(texts)
             if len(texts) > 1
@@ -315,16 +328,16 @@ class Retriever:
         )
         embeddings = dict(zip(texts, vectors, strict=True))
         by_filter: dict[tuple, list[SubQuery]] = defaultdict(list)
-        for sub in plan:
+        for sub in dense_plan:
             by_filter[(sub.sources, sub.days)].append(sub)
         dense: dict[SubQuery, list[NodeWithScore]] = {}
         for subs in by_filter.values():
             dense.update(zip(subs, self._dense_search(subs, k, embeddings), strict=True))
         ranked_lists = [
             fuse(
-                dense[sub],
+                dense.get(sub, []),
                 self._keyword_search(sub, k),
-                self.dense_weight(query),
+                weight,
                 self.settings.keyword_weight,
             )
             for sub in plan

@@ -107,3 +107,30 @@ def test_long_entity_rich_questions_lean_on_keywords(settings):
     )
     assert retriever.dense_weight(short) == settings.dense_weight == 1.0
     assert retriever.dense_weight(long) == settings.long_question_dense_weight < 0.1
+
+
+def test_masks_admit_only_the_named_sources_and_days(settings):
+    from fakes import FakeEmbedding
+
+    from rag.evaluate import corpus_document
+    from rag.store import KnowledgeBase
+
+    kb = KnowledgeBase(settings, FakeEmbedding())
+    records = [
+        ("a", "TechCrunch", "2023-10-04", "Google paid billions for search defaults."),
+        ("b", "The Verge", "2023-10-04", "Google paid billions for search defaults, again."),
+        ("c", "TechCrunch", "2023-12-12", "Google lost the antitrust trial against Epic."),
+    ]
+    kb.add_documents(
+        [
+            corpus_document({"doc_id": d, "source": s, "published_at": p, "text": t})
+            for d, s, p, t in records
+        ]
+    )
+    retriever = Retriever(settings, kb)
+    retriever.keyword_retriever()
+    found = lambda sub: {h.node.metadata["doc_id"] for h in retriever._keyword_search(sub, 10)}  # noqa: E731
+    assert found(SubQuery("paid billions")) == {"a", "b"}
+    assert found(SubQuery("paid billions", ("TechCrunch",))) == {"a"}
+    assert found(SubQuery("Google", ("TechCrunch",), (20231211, 20231213))) == {"c"}
+    assert found(SubQuery("the of and")) == set()  # only stopwords: nothing, no error
