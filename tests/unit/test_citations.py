@@ -75,11 +75,3 @@ def test_abbreviation_before_the_citation_keeps_one_full_stop():
         REFUSAL,
     )
     assert checked.text == "The owner is Rogers Communications Inc [1]."
-
-
-def test_restating_the_question_is_not_evidence():
-    question = "Did TechCrunch say Google's search deal hurt rivals?"
-    assert check("Yes. TechCrunch says Google's search deal hurt rivals [2].", question).refused
-    question = "Did TechCrunch say Google paid billions to stay the default search engine?"
-    checked = check("Yes. TechCrunch says Google paid billions to stay the default [2].", question)
-    assert not checked.refused
