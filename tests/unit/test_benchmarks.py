@@ -103,3 +103,23 @@ def test_formatting(latency) -> None:
     assert latency.fmt_ratio(0.254) == "0.25×"
     assert latency.table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
     assert latency.command_line(["--quick"]) == ".venv/bin/python benchmarks/latency.py --quick"
+
+
+def test_cold_start_report_shows_fresh_start_and_restart(latency, tmp_path) -> None:
+    start = {
+        "command": "rag serve --ingest-if-empty --port 1",
+        "to_ready_ms": 23_000.0,
+        "to_first_answer_ms": 26_000.0,
+        "seed_ingested_at_ms": 8_000.0,
+        "answer": "Vladimir Medinsky [1].",
+    }
+    results = {
+        "command": "bench --cold-start-only",
+        "machine": {"date": "d", "git_commit": "c", "nproc": 2, "load_average_at_start": [0.1]},
+        "cold_start": start,
+        "cold_restart": {**start, "to_ready_ms": 15_000.0, "to_first_answer_ms": 17_500.0},
+    }
+    text = latency.cold_start_report(results, tmp_path).read_text()
+    assert "| cold start to ready (fresh dir) | 23.00 s |" in text
+    assert "| restart (documents already ingested) to ready | 15.00 s |" in text
+    assert "| restart to first answer | 17.50 s |" in text
