@@ -694,6 +694,14 @@ def comparison_rows(ours: dict, li: dict, accuracy: bool = False) -> list[list[s
             fmt_ratio(ratio(ours["prompt_tokens_median"], li["prompt_tokens_median"])),
         ],
     ]
+    for key, label in (
+        ("ttft_ms_first", "first ask: time to first token"),
+        ("total_ms_first", "first ask: total"),
+    ):
+        if ours.get(key) is not None and li.get(key) is not None:  # repeats of one question
+            rows.append(
+                [label, fmt_ms(ours[key]), fmt_ms(li[key]), fmt_ratio(ratio(ours[key], li[key]))]
+            )
     rows.append(
         [
             "median LLM calls per answer",
@@ -814,9 +822,18 @@ def render_markdown(results: dict, plot_name: str) -> str:
                     fmt_ms(cold["to_ready_ms"]),
                 ],
                 ["cold start to first answer (`ask` API)", fmt_ms(cold["to_first_answer_ms"])],
-                ["seed question, median time to first token", fmt_ms(rag_seed["ttft_ms_median"])],
-                ["seed question, median total", fmt_ms(rag_seed["total_ms_median"])],
-                ["follow-up (condense included), median total", fmt_ms(follow["total_ms_median"])],
+                # The first ask is the honest figure: repeats of one question find the whole
+                # prompt in the server's cache (their median is in section 1).
+                [
+                    "seed question, first ask: time to first token",
+                    fmt_ms(rag_seed["ttft_ms_first"]),
+                ],
+                ["seed question, first ask: total", fmt_ms(rag_seed["total_ms_first"])],
+                [
+                    "follow-up (condense included), first ask: total",
+                    fmt_ms(follow["total_ms_first"]),
+                ],
+                *restart_rows(results.get("cold_restart")),
                 [
                     f"MultiHop median TTFT, llama-index / rag (goal ≥ {TTFT_GOAL:.0f}×)",
                     f"{fmt_ratio(speedup)} ({goal})",

@@ -134,20 +134,30 @@ class Engine:
         rewritten = re.sub(r"^(rewritten question|question)\s*:\s*", "", rewritten, flags=re.I)
         return rewritten or question
 
-    def warm_up(self) -> None:
+    def warm_up(self, follow_ups: bool = True) -> None:
         """Load the model and put the fixed prompt prefixes in the server's cache, so the first
-        question pays no start-up cost. Errors surface later, on a real question."""
+        question pays no start-up cost. With `follow_ups=False` the condense prompt is left to
+        `warm_up_follow_ups()` (a first question never needs it; `rag serve` runs it once the
+        page is up). Errors surface later, on a real question."""
         try:
             sample = [Passage(1, "", "", "", "Warm-up passage.", 0, 0)]
-            for messages in (
-                self.build_messages(sample, "Warm-up?"),
-                prompts.conversation("condense", history="User: Hi\nAssistant: Hi", question="Hi?"),
-            ):
-                for _ in self.llm.stream(messages, max_tokens=1):
-                    pass
+            self._prime(self.build_messages(sample, "Warm-up?"))
+            if follow_ups:
+                self.warm_up_follow_ups()
             self.retriever.retrieve("warm-up")  # loads the keyword index, runs the embedder
         except LLMError as exc:
             log.warning("warm-up failed: %s", exc)
+
+    def warm_up_follow_ups(self) -> None:
+        history = "User: Hi\nAssistant: Hi"
+        try:
+            self._prime(prompts.conversation("condense", history=history, question="Hi?"))
+        except LLMError as exc:
+            log.warning("warm-up failed: %s", exc)
+
+    def _prime(self, messages: list[Message]) -> None:
+        for _ in self.llm.stream(messages, max_tokens=1):
+            pass
 
     def answer(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
         started = time.perf_counter()

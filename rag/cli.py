@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -184,14 +185,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.ingest_if_empty and engine.kb.stats()["documents"] == 0 and DEFAULT_DOCS.is_dir():
         report = engine.kb.ingest([DEFAULT_DOCS], progress=_progress_bar("ingesting seeds"))
         print(f"ingested {len(report.added)} documents from {DEFAULT_DOCS}/")
-    engine.warm_up()  # the first question then pays no start-up cost
+    engine.warm_up(follow_ups=False)  # the first question then pays no start-up cost
+    # The condense prompt (follow-ups only) is cached while the page is already up.
+    threading.Thread(target=engine.warm_up_follow_ups, daemon=True).start()
     serve(engine, settings)
     return 0
 
 
 def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
     """A long-lived local model server that `rag ask`, `rag chat` and the page all share."""
-    import threading
 
     from rag.llm import start_local_server
 

@@ -172,3 +172,15 @@ def test_names_taken_from_the_question_are_not_evidence(kb, settings):
         Engine(settings, kb, llm), "Why did Trump's attempt to use Zelensky against Biden backfire?"
     )
     assert result.refused and result.citations == []  # Zelensky and Biden are in no passage
+
+
+def test_warm_up_caches_the_answer_prefix_and_leaves_condensing_for_later(kb, settings):
+    llm = FakeLLM("ok", "ok", "ok", "ok")
+    engine = Engine(settings, kb, llm)
+    engine.warm_up(follow_ups=False)
+    assert len(llm.calls) == 1
+    assert llm.calls[0][: len(engine._prompt_prefix)] == engine._prompt_prefix
+    engine.warm_up_follow_ups()
+    assert len(llm.calls) == 2 and "Follow-up question" in llm.calls[1][-1]["content"]
+    engine.warm_up()  # both, as `rag chat` does
+    assert len(llm.calls) == 4
