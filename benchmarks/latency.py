@@ -1101,6 +1101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cold_start_only:
             results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
             log(f"wrote {cold_start_report(results, args.out)}")
+            partial.unlink(missing_ok=True)
             return 0
 
         settings = bench_settings(work / "warm", gguf)
