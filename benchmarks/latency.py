@@ -480,6 +480,16 @@ def cold_start(gguf: Path, data_dir: Path, question: str, timeout_s: float = 900
     }
 
 
+def cold_start_rows(cold: dict, restart: dict | None) -> list[list[str]]:
+    """The first start on a fresh data dir, and the restart when it was measured."""
+    return [
+        ["seed ingested (fresh dir)", fmt_ms(cold["seed_ingested_at_ms"])],
+        ["cold start to ready (fresh dir)", fmt_ms(cold["to_ready_ms"])],
+        ["cold start to first answer (fresh dir)", fmt_ms(cold["to_first_answer_ms"])],
+        *restart_rows(restart),
+    ]
+
+
 def restart_rows(restart: dict | None) -> list[list[str]]:
     """`rag serve` again on the data dir the first start filled: models load, nothing to ingest."""
     if not restart:
@@ -509,12 +519,7 @@ def cold_start_report(results: dict, out: Path) -> Path:
         "",
         table(
             ["measure", "time"],
-            [
-                ["seed ingested (fresh dir)", fmt_ms(cold["seed_ingested_at_ms"])],
-                ["cold start to ready (fresh dir)", fmt_ms(cold["to_ready_ms"])],
-                ["cold start to first answer (fresh dir)", fmt_ms(cold["to_first_answer_ms"])],
-                *restart_rows(results["cold_restart"]),
-            ],
+            cold_start_rows(cold, results["cold_restart"]),
         ),
         "",
         f"First answer: {json.dumps(cold['answer'])}",
@@ -864,12 +869,7 @@ def render_markdown(results: dict, plot_name: str) -> str:
         "",
         table(
             ["measure", "time"],
-            [
-                ["seed ingested", fmt_ms(cold["seed_ingested_at_ms"])],
-                ["cold start to ready", fmt_ms(cold["to_ready_ms"])],
-                ["cold start to first answer", fmt_ms(cold["to_first_answer_ms"])],
-                *restart_rows(results.get("cold_restart")),
-            ],
+            cold_start_rows(cold, results.get("cold_restart")),
         ),
         "",
         f"First answer: {json.dumps(cold['answer'])} (refused: {cold['refused']}, error: "

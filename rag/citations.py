@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from rag.events import Citation, Passage
 from rag.metrics import cited_numbers, split_sentences
@@ -86,18 +87,15 @@ def _terms(text: str) -> set[str]:
     return {_stem(w.removesuffix("'s").removesuffix("’s")) for w in words(text)}
 
 
-_MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
-
-
 def _about(passage: Passage) -> str:
     """What the prompt shows next to the text: title, source and date (also as '31 October
     2023'), so 'TechCrunch reported in October' can be checked against it."""
     about = [passage.title, passage.source or "", passage.published or ""]
-    date = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", (passage.published or "")[:10])
-    if date and 1 <= int(date.group(2)) <= 12:
-        about.append(f"{int(date.group(3))} {_MONTHS[int(date.group(2)) - 1]} {date.group(1)}")
+    try:
+        day = date.fromisoformat((passage.published or "")[:10])
+        about.append(f"{day.day} {day:%B} {day.year}")
+    except ValueError:
+        pass
     return " ".join(about)
 
 

@@ -194,7 +194,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
     """A long-lived local model server that `rag ask`, `rag chat` and the page all share."""
-
     from rag.llm import start_local_server
 
     server = start_local_server(settings)

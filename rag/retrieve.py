@@ -302,9 +302,13 @@ class Retriever:
             )
         ]
 
+    def is_long(self, query: str) -> bool:
+        """A long, entity-rich question, which BM25 ranks far better than the dense retriever."""
+        return _content_words(query) >= self.settings.long_question_words
+
     def dense_weight(self, query: str) -> float:
-        """The dense list's weight in the fusion: lower for long, entity-rich questions."""
-        if _content_words(query) >= self.settings.long_question_words:
+        """The dense list's weight in the fusion: lower for long questions."""
+        if self.is_long(query):
             return self.settings.long_question_dense_weight
         return self.settings.dense_weight
 
@@ -315,11 +319,10 @@ class Retriever:
         self.keyword_retriever()
         plan = plan_queries(query, self._aliases)
         k = self.settings.retrieve_k
-        weight = self.dense_weight(query)
         # A long question leans on keywords: only the whole question gets a dense search, since
         # filtered Chroma queries are most of the retrieval time and their hits would barely
         # move the fusion.
-        dense_plan = plan if weight >= self.settings.dense_weight else plan[:1]
+        dense_plan = plan[:1] if self.is_long(query) else plan
         texts = list(dict.fromkeys(sub.text for sub in dense_plan))
         vectors = (
             self.kb.embedder.get_text_embedding_batch(texts)
@@ -337,7 +340,7 @@ class Retriever:
             fuse(
                 dense.get(sub, []),
                 self._keyword_search(sub, k),
-                weight,
+                self.dense_weight(query),
                 self.settings.keyword_weight,
             )
             for sub in plan
