@@ -140,8 +140,7 @@ class Engine:
         `warm_up_follow_ups()` (a first question never needs it; `rag serve` runs it once the
         page is up). Errors surface later, on a real question."""
         try:
-            sample = [Passage(1, "", "", "", "Warm-up passage.", 0, 0)]
-            self._prime(self.build_messages(sample, "Warm-up?"))
+            self.cache_prompt_prefixes(follow_ups=False)
             if follow_ups:
                 self.warm_up_follow_ups()
             self.retriever.retrieve("warm-up")  # loads the keyword index, runs the embedder
@@ -149,13 +148,26 @@ class Engine:
             log.warning("warm-up failed: %s", exc)
 
     def warm_up_follow_ups(self) -> None:
-        history = "User: Hi\nAssistant: Hi"
         try:
+            history = "User: Hi\nAssistant: Hi"
             self._prime(prompts.conversation("condense", history=history, question="Hi?"))
         except LLMError as exc:
             log.warning("warm-up failed: %s", exc)
 
+    def cache_prompt_prefixes(self, follow_ups: bool = True) -> None:
+        """The answer prompt's fixed prefix (and the condense prompt's) into the model's cache."""
+        sample = [Passage(1, "", "", "", "Warm-up passage.", 0, 0)]
+        self._prime(self.build_messages(sample, "Warm-up?"))
+        if follow_ups:
+            self.warm_up_follow_ups()
+
     def _prime(self, messages: list[Message]) -> None:
+        """Put a fixed prefix in the model's prompt cache: restored from disk when the model
+        server can (LocalLLM.prime), else by asking for one token."""
+        prime = getattr(self.llm, "prime", None)
+        if prime is not None:
+            prime(messages)
+            return
         for _ in self.llm.stream(messages, max_tokens=1):
             pass
 

@@ -204,10 +204,16 @@ def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
-    """Assemble and verify the shipped model now rather than on the first question."""
-    from rag.llm import local_gguf
+    """Assemble and verify the shipped model now rather than on the first question, and save
+    its prompt-prefix caches, which every later start restores instead of recomputing."""
+    from rag.answer import Engine
+    from rag.llm import connect_llm, local_gguf, prefix_cache_dir
 
-    print(f"model ready: {local_gguf(settings)}")
+    gguf = local_gguf(settings)
+    print(f"model ready: {gguf}")
+    if settings.uses_local_llm:
+        Engine.from_settings(settings, llm=connect_llm(settings)).cache_prompt_prefixes()
+        print(f"prompt prefixes cached in {prefix_cache_dir(settings)}")
     return 0
 
 

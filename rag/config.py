@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     # Retrieval and context budget
     retrieve_k: int = Field(default=10, ge=1, description="candidates from each retriever")
+    # Keyword search and fusion rank sections of this many consecutive chunks (~256 tokens,
+    # MultiHop-RAG's chunk size); the LLM reads each section's best chunk.
+    section_chunks: int = Field(default=4, ge=1, le=32)
     top_k: int = Field(default=3, ge=1, description="passages shown to the LLM at most")
     context_tokens: int = Field(default=140, ge=32, description="token budget for passages")
     # Weighted RRF. Short questions are often paraphrases, where MiniLM finds what BM25 misses.

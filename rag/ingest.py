@@ -20,7 +20,7 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".doc
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 MAX_TITLE_CHARS = 90
 # Bumped whenever what a chunk stores changes; an index built with another needs `rag reindex`.
-CHUNK_SCHEMA = 2
+CHUNK_SCHEMA = 3
 
 _DATE_HEADER = re.compile(r"\A\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
 _PROMO_LINE = re.compile(
@@ -170,8 +170,9 @@ def chunk_document(document: LoadedDocument, splitter: SentenceSplitter) -> list
     if document.source:
         metadata["source"] = document.source
     hidden = _HIDDEN_METADATA + (["title"] if document.title_from_text else [])
-    # Split on the text alone so chunk_size counts text tokens, then let the embedder and BM25
-    # see title, source and date too (they are what metadata-aware questions name).
+    # Split on the text alone so chunk_size counts text tokens. The embedder sees the text alone
+    # too: a title/source/date header made every chunk ~40% dearer to embed, and questions name
+    # those where keyword search (sections, retrieve.py) and the filters look for them.
     everything = [*metadata, "chunk_index"]
     source = Document(
         text=document.text,
@@ -183,7 +184,7 @@ def chunk_document(document: LoadedDocument, splitter: SentenceSplitter) -> list
     for index, node in enumerate(nodes):
         node.id_ = chunk_id(document.doc_id, document.content_hash, index)
         node.metadata["chunk_index"] = index
-        node.excluded_embed_metadata_keys = list(hidden)
+        node.excluded_embed_metadata_keys = [*everything]
         node.excluded_llm_metadata_keys = list(hidden)
         # Only the link to the document: llama-index writes its id as the flat `doc_id` Chroma
         # metadata that deletes filter on (with no link it writes the string 'None' there).

@@ -1,5 +1,12 @@
 """Retrieval: dense (Chroma) and keyword (BM25) candidates, fused by weighted reciprocal rank.
 
+Two grains: chunks (~64 tokens) are what is embedded and what the LLM reads; sections (a few
+consecutive chunks of one document, ~256 tokens, with its title, source and date) are what
+keyword search and the fusion rank for long, entity-rich questions, which find their evidence
+far more often in sections (the MultiHop-RAG paper's chunk size), while a small chunk keeps the
+prompt short: each ranked section brings its best-matching chunk to the LLM. Short questions
+rank chunks directly.
+
 Questions that name publishers ("according to TechCrunch ... as reported by The Verge") are
 planned into sub-queries, one restricted to each named source, whose results are interleaved so
 every needed document has a place in the context. The BM25 index is persisted under the data
@@ -17,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from llama_index.core.schema import NodeWithScore
+from llama_index.core.schema import NodeWithScore, TextNode
 
 from rag.config import Settings
 from rag.store import KnowledgeBase
@@ -32,14 +39,26 @@ MAX_CHUNKS_PER_DOC = 2  # in the first pass of merging, so one article cannot fi
 
 @dataclass
 class Candidate:
-    node: NodeWithScore
+    node: NodeWithScore  # the chunk the LLM reads
     score: float  # fused
     dense_similarity: float | None  # cosine similarity, when the dense retriever found it
     keyword_score: float | None
+    section: TextNode | None = None  # the ranked unit the chunk was chosen from
 
     @property
     def chunk_id(self) -> str:
         return self.node.node.node_id
+
+    @property
+    def key(self) -> str:
+        """What ranking deduplicates on: the section, or the chunk when there is none."""
+        return self.section.node_id if self.section is not None else self.chunk_id
+
+    @property
+    def unit_text(self) -> str:
+        """The ranked unit's text (what retrieval metrics look evidence up in)."""
+        unit = self.section if self.section is not None else self.node.node
+        return unit.get_content(metadata_mode="none")
 
     @property
     def doc_id(self) -> str:
@@ -158,108 +177,179 @@ def plan_queries(question: str, aliases: dict[str, tuple[str, ...]]) -> list[Sub
     return list(dict.fromkeys(plan[:1] + claims + plan[1:]))  # the whole question leads
 
 
-class Retriever:
-    def __init__(self, settings: Settings, kb: KnowledgeBase) -> None:
-        self.settings = settings
-        self.kb = kb
-        self._keyword = None
-        self._keyword_fingerprint: str | None = None
-        self._aliases: dict[str, tuple[str, ...]] = {}
-        self._masks: dict[tuple, np.ndarray] = {}
-        self._columns: tuple[np.ndarray, np.ndarray] | None = None
-        self._lock = threading.Lock()
-
-    def keyword_retriever(self):
-        """The persisted BM25 index for the current corpus; (re)built only when it changed."""
-        fingerprint = self.kb.fingerprint()
-        with self._lock:
-            if self._keyword_fingerprint != fingerprint:
-                self._keyword = self._load_or_build_keyword_index(fingerprint)
-                self._keyword_fingerprint = fingerprint
-                self._masks = {}
-                self._columns = None
-                sources = {d.source for d in self.kb.documents() if d.source}
-                self._aliases = source_aliases(sorted(sources))
-            return self._keyword
-
-    def _load_or_build_keyword_index(self, fingerprint: str):
-        from llama_index.retrievers.bm25 import BM25Retriever
-
-        folder = self.settings.data_dir / "bm25" / f"{self.settings.collection}-{fingerprint}"
-        if folder.is_dir():
-            try:
-                return BM25Retriever.from_persist_dir(str(folder), show_progress=False)
-            except Exception:  # a damaged or older index: rebuild it
-                log.warning("rebuilding unreadable keyword index %s", folder)
-        nodes = self.kb.all_nodes()
-        if not nodes:
-            return None
-        retriever = BM25Retriever.from_defaults(nodes=nodes, language="english")
-        for old in folder.parent.glob(f"{self.settings.collection}-*"):
-            shutil.rmtree(old, ignore_errors=True)
-        retriever.persist(str(folder))
-        return retriever
-
-    def _filter_columns(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each chunk's source and publication day, so a filter mask is one numpy expression."""
-        if self._columns is None:
-            corpus = self._keyword.corpus
-            self._columns = (
-                np.array([entry.get("source") or "" for entry in corpus], dtype=object),
-                np.array([int(entry.get("published_day") or 0) for entry in corpus]),
+def build_sections(
+    chunks: list[TextNode], document_texts: dict[str, str], size: int
+) -> list[TextNode]:
+    """Sections of `size` consecutive chunks of each document: the document's text from the
+    first chunk's start to the last one's end, with the chunks' metadata (so BM25 sees title,
+    source and date as it would for a chunk) and the ids of the chunks it holds."""
+    by_doc: dict[str, list[TextNode]] = defaultdict(list)
+    for node in chunks:
+        by_doc[str(node.metadata.get("doc_id", ""))].append(node)
+    sections: list[TextNode] = []
+    for doc_id, nodes in by_doc.items():
+        nodes.sort(key=lambda n: int(n.metadata.get("chunk_index", 0)))
+        text = document_texts.get(doc_id)
+        for start in range(0, len(nodes), size):
+            group = nodes[start : start + size]
+            first, last = group[0], group[-1]
+            if text is not None and first.end_char_idx is not None and last.end_char_idx:
+                body = text[first.start_char_idx or 0 : last.end_char_idx]
+            else:  # no offsets (records written by other tools): the chunks joined
+                body = "\n".join(n.get_content(metadata_mode="none") for n in group)
+            metadata = {**first.metadata, "chunk_ids": " ".join(n.node_id for n in group)}
+            metadata.pop("chunk_index", None)
+            hidden = [*first.excluded_llm_metadata_keys, "chunk_ids"]
+            section = TextNode(
+                id_=f"{first.node_id}+{len(group)}",
+                text=body,
+                metadata=metadata,
+                excluded_embed_metadata_keys=hidden,
+                excluded_llm_metadata_keys=hidden,
             )
-        return self._columns
+            section.relationships = dict(first.relationships)
+            sections.append(section)
+    return sections
 
-    def _mask(self, sub: SubQuery) -> np.ndarray | None:
-        """BM25 weight mask: 1 for chunks the sub-query's source and date filters admit."""
+
+class KeywordIndex:
+    """One BM25 index (llama-index's BM25Retriever, bm25s inside) scored with numpy directly:
+    bm25s's batch `retrieve` starts a thread pool for each query. Keeps each entry's source and
+    publication day as columns, so a filter is one numpy mask."""
+
+    def __init__(self, bm25_retriever) -> None:
+        self.retriever = bm25_retriever
+        corpus = bm25_retriever.corpus
+        self.ids = [str(entry["node_id"]) for entry in corpus]
+        self.rows = {node_id: row for row, node_id in enumerate(self.ids)}
+        self._sources = np.array([entry.get("source") or "" for entry in corpus], dtype=object)
+        self._days = np.array([int(entry.get("published_day") or 0) for entry in corpus])
+        self._masks: dict[tuple, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.retriever.corpus)
+
+    def node(self, row: int) -> TextNode:
+        from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+        return metadata_dict_to_node(self.retriever.corpus[row])
+
+    def mask(self, sub: SubQuery) -> np.ndarray | None:
+        """Weights: 1 for entries the sub-query's source and date filters admit, else 0."""
         if not (sub.sources or sub.days):
             return None
         key = (sub.sources, sub.days)
         mask = self._masks.get(key)
         if mask is None:
-            sources, days = self._filter_columns()
-            admitted = np.ones(len(days), dtype=bool)
+            admitted = np.ones(len(self._days), dtype=bool)
             if sub.sources:
-                admitted &= np.isin(sources, list(sub.sources))
+                admitted &= np.isin(self._sources, list(sub.sources))
             if sub.days:
-                admitted &= (days >= sub.days[0]) & (days <= sub.days[1])
+                admitted &= (self._days >= sub.days[0]) & (self._days <= sub.days[1])
             if len(self._masks) >= MAX_CACHED_MASKS:
                 self._masks.clear()
             mask = self._masks[key] = admitted.astype(np.float32)
         return mask
 
-    def _keyword_search(self, sub: SubQuery, k: int) -> list[NodeWithScore]:
-        """BM25 scores of every chunk (masked by the sub-query's filters) and the top k, with
-        numpy directly: bm25s's batch `retrieve` starts a thread pool for each query."""
+    def scores(self, sub: SubQuery) -> np.ndarray | None:
+        """BM25 score of every entry for the sub-query (0 where its filters exclude it)."""
         import bm25s
-        from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
-        keyword = self._keyword
-        if keyword is None:
-            return []
+        bm25 = self.retriever
         tokens = bm25s.tokenize(
             sub.text,
-            stemmer=keyword.stemmer,
-            token_pattern=keyword.token_pattern,
+            stemmer=bm25.stemmer,
+            token_pattern=bm25.token_pattern,
             return_ids=False,
             show_progress=False,
         )[0]
         if not tokens:
+            return None
+        return bm25.bm25.get_scores(tokens, weight_mask=self.mask(sub))
+
+    def search(
+        self, sub: SubQuery, k: int, scores: np.ndarray | None = None
+    ) -> list[NodeWithScore]:
+        """The k best entries (score > 0), best first; `scores` when already computed."""
+        if scores is None:
+            scores = self.scores(sub)
+        if scores is None or not len(scores):
             return []
-        scores = keyword.bm25.get_scores(tokens, weight_mask=self._mask(sub))
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [
-            NodeWithScore(node=metadata_dict_to_node(keyword.corpus[i]), score=float(scores[i]))
+            NodeWithScore(node=self.node(i), score=float(scores[i]))
             for i in top.tolist()
             if scores[i] > 0
         ]
 
+
+class Retriever:
+    def __init__(self, settings: Settings, kb: KnowledgeBase) -> None:
+        self.settings = settings
+        self.kb = kb
+        self._chunks: KeywordIndex | None = None
+        self._sections: KeywordIndex | None = None
+        self._section_of: dict[str, str] = {}  # chunk id -> section id
+        self._keyword_fingerprint: str | None = None
+        self._aliases: dict[str, tuple[str, ...]] = {}
+        self._lock = threading.Lock()
+
+    def keyword_retriever(self) -> KeywordIndex | None:
+        """The persisted BM25 indexes (chunks and sections) for the current corpus; (re)built
+        only when it changed. Returns the section index, which ranking uses."""
+        fingerprint = self.kb.fingerprint()
+        with self._lock:
+            if self._keyword_fingerprint != fingerprint:
+                self._load_or_build_keyword_indexes(fingerprint)
+                self._keyword_fingerprint = fingerprint
+                sources = {d.source for d in self.kb.documents() if d.source}
+                self._aliases = source_aliases(sorted(sources))
+            return self._sections
+
+    def _load_or_build_keyword_indexes(self, fingerprint: str) -> None:
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        folder = self.settings.data_dir / "bm25" / f"{self.settings.collection}-{fingerprint}"
+        section_folder = folder / f"sections-{self.settings.section_chunks}"
+        self._chunks = self._sections = None
+        self._section_of = {}
+        indexes = None
+        if folder.is_dir() and section_folder.is_dir():
+            try:
+                indexes = [
+                    BM25Retriever.from_persist_dir(str(path), show_progress=False)
+                    for path in (folder, section_folder)
+                ]
+            except Exception:  # a damaged or older index: rebuild it
+                log.warning("rebuilding unreadable keyword index %s", folder)
+        if indexes is None:
+            nodes = self.kb.all_nodes()
+            if not nodes:
+                return
+            texts = self.kb.document_texts()
+            sections = build_sections(nodes, texts, self.settings.section_chunks)
+            indexes = [
+                BM25Retriever.from_defaults(nodes=group, language="english")
+                for group in (nodes, sections)
+            ]
+            for old in folder.parent.glob(f"{self.settings.collection}-*"):
+                shutil.rmtree(old, ignore_errors=True)
+            for index, path in zip(indexes, (folder, section_folder), strict=True):
+                index.persist(str(path))
+        self._chunks, self._sections = (KeywordIndex(index) for index in indexes)
+        for entry in self._sections.retriever.corpus:
+            section_id = str(entry["node_id"])
+            for chunk_id in str(entry.get("chunk_ids", "")).split():
+                self._section_of[chunk_id] = section_id
+
     def keyword_only(self, query: str, k: int) -> list[NodeWithScore]:
-        """Plain BM25 over all chunks, no plan, no filters: the keyword baseline of `rag eval`."""
-        self.keyword_retriever()
-        return self._keyword_search(SubQuery(query), k)
+        """Plain BM25 over the units rag ranks for this question (sections for a long one),
+        no plan, no filters: the keyword baseline of `rag eval`."""
+        sections = self.keyword_retriever()
+        index = sections if self.is_long(query) else self._chunks
+        return index.search(SubQuery(query), k) if index else []
 
     def _dense_search(
         self, subs: list[SubQuery], k: int, embeddings: dict[str, list[float]]
@@ -312,11 +402,78 @@ class Retriever:
             return self.settings.long_question_dense_weight
         return self.settings.dense_weight
 
+    def _rank_chunks(
+        self, sub: SubQuery, dense: list[NodeWithScore], dense_weight: float
+    ) -> list[Candidate]:
+        """Chunks ranked by fusing their dense and BM25 ranks."""
+        assert self._chunks is not None
+        keyword = self._chunks.search(sub, self.settings.retrieve_k)
+        return fuse(dense, keyword, dense_weight, self.settings.keyword_weight)
+
+    def _rank_sections(
+        self, sub: SubQuery, dense: list[NodeWithScore], dense_weight: float
+    ) -> list[Candidate]:
+        """Sections ranked by fusing their BM25 rank with their best chunk's dense rank. Each
+        carries the chunk the LLM reads: its chunk that ranks best in the same fusion at chunk
+        level (the dense hits and BM25's best chunks), else its best BM25 chunk."""
+        sections, chunks = self._sections, self._chunks
+        assert sections is not None and chunks is not None
+        k = self.settings.retrieve_k
+        keyword = sections.search(sub, k)
+        by_id = {hit.node.node_id: hit.node for hit in keyword}
+        dense_sections: list[NodeWithScore] = []
+        for hit in dense:
+            section_id = self._section_of.get(hit.node.node_id)
+            if section_id is None or any(s.node.node_id == section_id for s in dense_sections):
+                continue
+            if section_id not in by_id:
+                by_id[section_id] = sections.node(sections.rows[section_id])
+            dense_sections.append(NodeWithScore(node=by_id[section_id], score=hit.score))
+        fused = fuse(dense_sections, keyword, dense_weight, self.settings.keyword_weight)
+        chunk_scores = chunks.scores(sub)
+        chunk_hits = chunks.search(sub, k * self.settings.section_chunks, chunk_scores)
+        chunk_fused = {
+            c.chunk_id: c
+            for c in fuse(dense, chunk_hits, dense_weight, self.settings.keyword_weight)
+        }
+        candidates = []
+        for section in fused:
+            members = [
+                m
+                for m in str(section.node.node.metadata.get("chunk_ids", "")).split()
+                if m in chunks.rows
+            ]
+            if not members:
+                continue  # cannot happen with a consistent index; never show a blank passage
+            ranked = [chunk_fused[m] for m in members if m in chunk_fused]
+            focus_score = 0.0
+            if ranked:
+                focus = max(ranked, key=lambda c: c.score)
+                node, focus_score = focus.node.node, focus.score
+            else:
+                rows = [chunks.rows[m] for m in members]
+                best = (
+                    rows[int(np.argmax(chunk_scores[rows]))]
+                    if chunk_scores is not None
+                    else rows[0]
+                )
+                node = chunks.node(best)
+            score = section.score + focus_score
+            candidates.append(
+                Candidate(
+                    node=NodeWithScore(node=node, score=score),
+                    score=score,
+                    dense_similarity=section.dense_similarity,
+                    keyword_score=section.keyword_score,
+                    section=section.node.node,
+                )
+            )
+        return sorted(candidates, key=lambda c: c.score, reverse=True)
+
     def retrieve(self, query: str) -> Retrieval:
         """Fused candidates for the question, best first, with the plan that produced them."""
-        if self.kb.chunks.count() == 0:
+        if self.kb.chunks.count() == 0 or self.keyword_retriever() is None:
             return Retrieval([], [SubQuery(query)])
-        self.keyword_retriever()
         plan = plan_queries(query, self._aliases)
         k = self.settings.retrieve_k
         # A long question leans on keywords: only the whole question gets a dense search, since
@@ -336,15 +493,11 @@ class Retriever:
         dense: dict[SubQuery, list[NodeWithScore]] = {}
         for subs in by_filter.values():
             dense.update(zip(subs, self._dense_search(subs, k, embeddings), strict=True))
-        ranked_lists = [
-            fuse(
-                dense.get(sub, []),
-                self._keyword_search(sub, k),
-                self.dense_weight(query),
-                self.settings.keyword_weight,
-            )
-            for sub in plan
-        ]
+        weight = self.dense_weight(query)
+        # Long questions rank sections; short ones (paraphrases of one fact, a few words that
+        # one chunk holds) rank chunks, so two good chunks of one section can both be shown.
+        rank = self._rank_sections if self.is_long(query) else self._rank_chunks
+        ranked_lists = [rank(sub, dense.get(sub, []), weight) for sub in plan]
         if len(ranked_lists) == 1:
             return Retrieval(ranked_lists[0], plan)
         return Retrieval(interleave(ranked_lists), plan)  # in the planned order
@@ -378,10 +531,10 @@ def interleave(ranked_lists: list[list[Candidate]]) -> list[Candidate]:
     deferred: list[Candidate] = []
     for rank in range(max(len(r) for r in ranked_lists)):
         for ranked in ranked_lists:
-            if rank >= len(ranked) or ranked[rank].chunk_id in seen:
+            if rank >= len(ranked) or ranked[rank].key in seen:
                 continue
             candidate = ranked[rank]
-            seen.add(candidate.chunk_id)
+            seen.add(candidate.key)
             if per_doc[candidate.doc_id] >= MAX_CHUNKS_PER_DOC:
                 deferred.append(candidate)
                 continue

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from rag.ingest import (
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (done, total, current doc)
+EMBED_GROUP_CHUNKS = 256  # chunks embedded in one call (about a few news articles)
 
 
 class IndexMismatchError(RuntimeError):
@@ -194,6 +196,11 @@ class KnowledgeBase:
             self._fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
         return self._fingerprint
 
+    def document_texts(self) -> dict[str, str]:
+        """Every document's cleaned text by id (chunk offsets index it)."""
+        records = self.manifest.get(include=["documents"])
+        return dict(zip(records["ids"], records["documents"], strict=True))
+
     def all_nodes(self) -> list[TextNode]:
         """Every chunk, for building the keyword index."""
         nodes: list[TextNode] = []
@@ -238,47 +245,93 @@ class KnowledgeBase:
         report: IngestReport | None = None,
         progress: Progress | None = None,
     ) -> IngestReport:
+        """Chunk, embed and store new or changed documents; unchanged ones are skipped.
+
+        Chunks of several documents are embedded together (length-sorted batches pad less), and
+        each group is written to Chroma in a background thread while the next one is embedded."""
         report = report or IngestReport()
         known = {d.doc_id: d.content_hash for d in self.documents()}
-        for done, document in enumerate(documents):
+        pending: list[tuple[LoadedDocument, list[TextNode]]] = []
+        stored = 0  # documents written or found unchanged: what progress reports
+
+        def advance(count: int, doc_id: str) -> None:
+            nonlocal stored
+            stored += count
             if progress:
-                progress(done, len(documents), document.doc_id)
-            previous = known.get(document.doc_id)
-            if previous == document.content_hash:
-                report.unchanged.append(document.doc_id)
-                continue
-            report.chunks += self._write_document(document)
-            (report.updated if previous else report.added).append(document.doc_id)
-        if progress:
-            progress(len(documents), len(documents), "")
+                progress(stored, len(documents), doc_id)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-write") as writer:
+            writing: tuple[Future, int, str] | None = None
+
+            def wait_for_write() -> None:
+                nonlocal writing
+                if writing is not None:
+                    future, count, last = writing
+                    future.result()  # one group at a time, in order; raises its error here
+                    writing = None
+                    advance(count, last)
+
+            def flush() -> None:
+                nonlocal writing
+                nodes = [node for _, group in pending for node in group]
+                texts = [node.get_content(metadata_mode="embed") for node in nodes]
+                vectors = self.embedder.get_text_embedding_batch(texts) if texts else []
+                for node, vector in zip(nodes, vectors, strict=True):
+                    node.embedding = vector
+                wait_for_write()
+                future = writer.submit(self._write_documents, list(pending))
+                writing = (future, len(pending), pending[-1][0].doc_id)
+                pending.clear()
+
+            if progress:
+                progress(0, len(documents), "")
+            for document in documents:
+                previous = known.get(document.doc_id)
+                if previous == document.content_hash:
+                    report.unchanged.append(document.doc_id)
+                    advance(1, document.doc_id)
+                    continue
+                nodes = chunk_document(document, self.splitter)
+                pending.append((document, nodes))
+                report.chunks += len(nodes)
+                (report.updated if previous else report.added).append(document.doc_id)
+                if sum(len(group) for _, group in pending) >= EMBED_GROUP_CHUNKS:
+                    flush()
+            if pending:
+                flush()
+            wait_for_write()
         return report
 
-    def _write_document(self, document: LoadedDocument) -> int:
-        nodes = chunk_document(document, self.splitter)
-        texts = [n.get_content(metadata_mode="embed") for n in nodes]
-        embeddings = self.embedder.get_text_embedding_batch(texts)
-        for node, embedding in zip(nodes, embeddings, strict=True):
-            node.embedding = embedding
+    def _write_documents(self, batch: list[tuple[LoadedDocument, list[TextNode]]]) -> None:
+        """Store embedded chunks, then each document's manifest record (written last, so a
+        document counts as stored only when all its chunks are)."""
         self._fingerprint = None
-        # Remove leftovers of a killed run of this very version, then write it whole.
-        self.chunks.delete(where={"doc_id": document.doc_id})
-        self.vector_store.add(nodes)
-        meta = {
-            "title": document.title,
-            "content_hash": document.content_hash,
-            "chunks": len(nodes),
-            "published": document.published,
-            "source": document.source,
-            "path": document.path,
-            "title_from_text": document.title_from_text,
-        }
+        doc_ids = [document.doc_id for document, _ in batch]
+        # Remove leftovers of a killed run of these very versions, then write them whole.
+        self.chunks.delete(where={"doc_id": {"$in": doc_ids}})
+        nodes = [node for _, group in batch for node in group]
+        if nodes:
+            self.vector_store.add(nodes)
         self.manifest.upsert(
-            ids=[document.doc_id],
-            embeddings=[[1.0]],
-            documents=[document.text],
-            metadatas=[_clean_metadata(meta)],
+            ids=doc_ids,
+            embeddings=[[1.0]] * len(batch),
+            documents=[document.text for document, _ in batch],
+            metadatas=[
+                _clean_metadata(
+                    {
+                        "title": document.title,
+                        "content_hash": document.content_hash,
+                        "chunks": len(group),
+                        "published": document.published,
+                        "source": document.source,
+                        "path": document.path,
+                        "title_from_text": document.title_from_text,
+                    }
+                )
+                for document, group in batch
+            ],
         )
-        return len(nodes)
+        self._fingerprint = None
 
     def delete(self, doc_id: str) -> bool:
         if not self.manifest.get(ids=[doc_id])["ids"]:

@@ -20,7 +20,7 @@ from rag.retrieve import Retriever
 from rag.store import KnowledgeBase
 
 CORPUS = Path("/work/shared/datasets/multihop-rag/corpus.jsonl")
-N_DOCS = 40
+N_DOCS = 200  # several embedding groups (rag.store.EMBED_GROUP_CHUNKS) of a few documents each
 DOC_CHARS = 1200  # several chunks per document: the run lasts long enough to kill midway
 KILL_AFTER = 5  # documents fully written
 

@@ -16,7 +16,14 @@ from rag import prompts
 from rag.answer import Engine
 from rag.config import Settings
 from rag.events import Final, Searching, Sources, Token
-from rag.llm import OpenAICompatibleLLM, probe, start_local_server
+from rag.llm import (
+    LocalLLM,
+    LocalModelServer,
+    OpenAICompatibleLLM,
+    prefix_cache_dir,
+    probe,
+    start_local_server,
+)
 from rag.models import QWEN_GGUF_NAME, QWEN_GGUF_SHA256, ModelError, qwen_gguf_path
 from rag.store import KnowledgeBase
 
@@ -107,6 +114,40 @@ def test_shipped_model_answers_with_a_cited_passage(kb):
     result = check_events(events, kb)
     assert not result.refused and "Medinsky" in result.answer
     assert result.citations and any("Medinsky" in c.span for c in result.citations)
+
+
+def test_a_prompt_prefix_is_saved_once_and_restored_by_the_next_server(smollm2, tmp_path):
+    import httpx
+
+    settings = Settings(local_llm_gguf=smollm2, data_dir=tmp_path, _env_file=None)
+    prefix = [
+        {"role": "system", "content": "Answer in one short sentence. " * 30},
+        {"role": "user", "content": "Say hello."},
+    ]
+    cache = prefix_cache_dir(settings)
+
+    servers = []  # a server stops when it is garbage-collected
+
+    def fresh_server() -> LocalLLM:
+        servers.append(LocalModelServer(smollm2, 0, threads=1, n_ctx=2048, cache_dir=cache))
+        return LocalLLM(servers[-1].base_url, "smollm2", smollm2, settings)
+
+    fresh_server().prime(prefix)  # computed, then saved
+    saved = list(cache.glob("prefix-*.bin"))
+    assert len(saved) == 1 and saved[0].stat().st_size > 100_000
+    written = saved[0].stat().st_mtime_ns
+
+    restarted = fresh_server()
+    restarted.prime(prefix)  # restored from the file, not recomputed and saved again
+    assert list(cache.glob("prefix-*.bin")) == saved and saved[0].stat().st_mtime_ns == written
+    reply = httpx.post(
+        f"{restarted.base_url}/chat/completions",
+        json={"messages": prefix, "max_tokens": 1},
+        timeout=60,
+    ).json()
+    usage = reply["usage"]
+    assert usage["prompt_tokens"] > 150
+    assert usage["prompt_tokens_details"]["cached_tokens"] >= usage["prompt_tokens"] - 1
 
 
 def test_probe_tells_a_running_server_from_a_closed_port(llm_server, free_port):

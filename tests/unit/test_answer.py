@@ -184,3 +184,20 @@ def test_warm_up_caches_the_answer_prefix_and_leaves_condensing_for_later(kb, se
     assert len(llm.calls) == 2 and "Follow-up question" in llm.calls[1][-1]["content"]
     engine.warm_up()  # both, as `rag chat` does
     assert len(llm.calls) == 4
+
+
+def test_a_model_that_can_restore_prefixes_is_primed_not_asked(kb, settings):
+    class PrimingLLM(FakeLLM):
+        def __init__(self) -> None:
+            super().__init__()
+            self.primed: list[list[dict]] = []
+
+        def prime(self, messages) -> None:
+            self.primed.append(list(messages))
+
+    llm = PrimingLLM()
+    engine = Engine(settings, kb, llm)
+    engine.cache_prompt_prefixes()  # what `rag setup` saves
+    assert llm.calls == [] and len(llm.primed) == 2
+    assert llm.primed[0][: len(engine._prompt_prefix)] == engine._prompt_prefix
+    assert "Follow-up question" in llm.primed[1][-1]["content"]

@@ -123,3 +123,11 @@ def test_cold_start_report_shows_fresh_start_and_restart(latency, tmp_path) -> N
     assert "| cold start to ready (fresh dir) | 23.00 s |" in text
     assert "| restart (documents already ingested) to ready | 15.00 s |" in text
     assert "| restart to first answer | 17.50 s |" in text
+    assert "| start on a fresh dir without" not in text  # not measured, not shown
+
+    results["setup"] = {"command": "rag setup", "ms": 14_000.0}
+    results["cold_uncached"] = {**start, "to_ready_ms": 24_000.0}
+    text = latency.cold_start_report(results, tmp_path).read_text()
+    assert "| cold start to ready (fresh dir after `rag setup`) | 23.00 s |" in text
+    assert "prompt prefixes computed, saved) | 14.00 s |" in text
+    assert "| start on a fresh dir without `rag setup`: to ready | 24.00 s |" in text

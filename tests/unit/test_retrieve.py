@@ -7,6 +7,7 @@ from llama_index.core.schema import NodeWithScore, TextNode
 from rag.retrieve import (
     Retriever,
     SubQuery,
+    build_sections,
     clauses,
     date_window,
     fuse,
@@ -127,10 +128,89 @@ def test_masks_admit_only_the_named_sources_and_days(settings):
             for d, s, p, t in records
         ]
     )
-    retriever = Retriever(settings, kb)
-    retriever.keyword_retriever()
-    found = lambda sub: {h.node.metadata["doc_id"] for h in retriever._keyword_search(sub, 10)}  # noqa: E731
+    sections = Retriever(settings, kb).keyword_retriever()
+    found = lambda sub: {h.node.metadata["doc_id"] for h in sections.search(sub, 10)}  # noqa: E731
     assert found(SubQuery("paid billions")) == {"a", "b"}
     assert found(SubQuery("paid billions", ("TechCrunch",))) == {"a"}
     assert found(SubQuery("Google", ("TechCrunch",), (20231211, 20231213))) == {"c"}
     assert found(SubQuery("the of and")) == set()  # only stopwords: nothing, no error
+
+
+def _chunked_kb(settings, text: str, **doc):
+    from fakes import FakeEmbedding
+
+    from rag.evaluate import corpus_document
+    from rag.store import KnowledgeBase
+
+    settings.chunk_size, settings.chunk_overlap, settings.section_chunks = 16, 0, 3
+    kb = KnowledgeBase(settings, FakeEmbedding())
+    kb.add_documents([corpus_document({"doc_id": "d", "text": text, **doc})])
+    return kb
+
+
+SENTENCES = [
+    "The harbour bridge opened in March after four years of work.",
+    "Engineers tested the cables with heavy trucks before the opening.",
+    "The mayor said tolls will fund the maintenance of the bridge.",
+    "A ferry service that crossed the harbour stopped the same week.",
+    "Local shops near the old ferry pier reported fewer customers.",
+    "Cyclists asked for a separate lane, which the council refused.",
+    "The council plans a second bridge to the north by 2030.",
+]
+
+
+def test_sections_are_consecutive_chunks_cut_from_the_document_text(settings):
+    kb = _chunked_kb(
+        settings,
+        " ".join(SENTENCES),
+        title="Harbour bridge",
+        source="Daily",
+        published_at="2024-03-02",
+    )
+    nodes = sorted(kb.all_nodes(), key=lambda n: n.metadata["chunk_index"])
+    text = kb.document_text("d")
+    sections = build_sections(nodes, {"d": text}, size=3)
+    assert len(nodes) > 3 and len(sections) == -(-len(nodes) // 3)
+    for number, section in enumerate(sections):
+        members = section.metadata["chunk_ids"].split()
+        assert members == [n.node_id for n in nodes[number * 3 : number * 3 + 3]]
+        assert (
+            section.text
+            == text[
+                nodes[number * 3].start_char_idx : nodes[number * 3 + len(members) - 1].end_char_idx
+            ]
+        )
+        # keyword search sees title, source and date; bookkeeping stays out
+        searchable = section.get_content(metadata_mode="embed")
+        assert (
+            "Harbour bridge" in searchable and "Daily" in searchable and "2024-03-02" in searchable
+        )
+        assert "chunk_ids" not in searchable and "doc_id" not in searchable
+    # chunks are embedded as bare text
+    assert nodes[0].get_content(metadata_mode="embed") == nodes[0].text
+
+
+def test_a_long_question_ranks_sections_each_bringing_its_best_chunk(settings):
+    kb = _chunked_kb(settings, " ".join(SENTENCES))
+    retriever = Retriever(settings, kb)
+    question = (
+        "After the harbour bridge opened and the ferry service across the harbour stopped, "
+        "which request about a separate lane did the cyclists make, and why did the council "
+        "refuse that request from the cyclists?"
+    )
+    assert retriever.is_long(question)
+    retrieval = retriever.retrieve(question)
+    top = retrieval.candidates[0]
+    assert "Cyclists asked for a separate lane" in top.node.node.text
+    assert top.node.node.node_id in top.section.metadata["chunk_ids"].split()
+    assert top.node.node.text in top.unit_text and len(top.unit_text) > len(top.node.node.text)
+    keys = [c.key for c in retrieval.candidates]
+    assert len(keys) == len(set(keys))  # each section once
+
+
+def test_a_short_question_ranks_chunks(settings):
+    kb = _chunked_kb(settings, " ".join(SENTENCES))
+    retrieval = Retriever(settings, kb).retrieve("Why did the council refuse a cycling lane?")
+    top = retrieval.candidates[0]
+    assert top.section is None and top.key == top.chunk_id
+    assert "Cyclists asked for a separate lane" in top.unit_text

@@ -210,8 +210,9 @@ class Interrupted(BaseException):
 
 
 def test_write_interrupted_before_the_manifest_is_repaired_by_the_next_ingest(
-    settings, seed_dir, tmp_path, seed
+    settings, seed_dir, tmp_path, seed, monkeypatch
 ):
+    monkeypatch.setattr("rag.store.EMBED_GROUP_CHUNKS", 1)  # each document written on its own
     second = seed_dir / "zz_okapi.txt"  # sorted after the seed: written second
     second.write_text(OKAPI + " " + OKAPI)
     kb = KnowledgeBase(settings, FakeEmbedding())
@@ -250,19 +251,17 @@ def test_reindex_killed_midway_loses_no_document(kb, settings, seed_dir, tmp_pat
     before = [(d.doc_id, d.content_hash) for d in kb.documents()]
     bigger = settings.model_copy(update={"chunk_size": 160})
     dying = KnowledgeBase(bigger, FakeEmbedding(), check_config=False)
-    original = KnowledgeBase._write_document
-    written: list[str] = []
+    original = KnowledgeBase._write_documents
 
-    def write_then_die(self, document):
-        if written:
-            raise Interrupted
-        written.append(document.doc_id)
-        return original(self, document)
+    def write_one_then_die(self, batch):
+        original(self, batch[:1])
+        raise Interrupted
 
-    monkeypatch.setattr(KnowledgeBase, "_write_document", write_then_die)
+    monkeypatch.setattr(KnowledgeBase, "_write_documents", write_one_then_die)
     with pytest.raises(Interrupted):
         dying.reindex()
-    monkeypatch.setattr(KnowledgeBase, "_write_document", original)
+    monkeypatch.setattr(KnowledgeBase, "_write_documents", original)
+    assert len(KnowledgeBase(bigger, FakeEmbedding(), check_config=False).documents()) == 1
 
     report = KnowledgeBase(bigger, FakeEmbedding(), check_config=False).reindex()
     assert report.errors == []
