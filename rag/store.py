@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,8 +246,9 @@ class KnowledgeBase:
     ) -> IngestReport:
         """Chunk, embed and store new or changed documents; unchanged ones are skipped.
 
-        Chunks of several documents are embedded together (length-sorted batches pad less), and
-        each group is written to Chroma in a background thread while the next one is embedded."""
+        Chunks of several documents are embedded in one call: length-sorted batches pad less.
+        (Writing to Chroma in a background thread meanwhile was measured slower on 2 cores:
+        its index threads compete with the embedder's.)"""
         report = report or IngestReport()
         known = {d.doc_id: d.content_hash for d in self.documents()}
         pending: list[tuple[LoadedDocument, list[TextNode]]] = []
@@ -260,46 +260,32 @@ class KnowledgeBase:
             if progress:
                 progress(stored, len(documents), doc_id)
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-write") as writer:
-            writing: tuple[Future, int, str] | None = None
+        def flush() -> None:
+            nodes = [node for _, group in pending for node in group]
+            texts = [node.get_content(metadata_mode="embed") for node in nodes]
+            vectors = self.embedder.get_text_embedding_batch(texts) if texts else []
+            for node, vector in zip(nodes, vectors, strict=True):
+                node.embedding = vector
+            self._write_documents(pending)
+            advance(len(pending), pending[-1][0].doc_id)
+            pending.clear()
 
-            def wait_for_write() -> None:
-                nonlocal writing
-                if writing is not None:
-                    future, count, last = writing
-                    future.result()  # one group at a time, in order; raises its error here
-                    writing = None
-                    advance(count, last)
-
-            def flush() -> None:
-                nonlocal writing
-                nodes = [node for _, group in pending for node in group]
-                texts = [node.get_content(metadata_mode="embed") for node in nodes]
-                vectors = self.embedder.get_text_embedding_batch(texts) if texts else []
-                for node, vector in zip(nodes, vectors, strict=True):
-                    node.embedding = vector
-                wait_for_write()
-                future = writer.submit(self._write_documents, list(pending))
-                writing = (future, len(pending), pending[-1][0].doc_id)
-                pending.clear()
-
-            if progress:
-                progress(0, len(documents), "")
-            for document in documents:
-                previous = known.get(document.doc_id)
-                if previous == document.content_hash:
-                    report.unchanged.append(document.doc_id)
-                    advance(1, document.doc_id)
-                    continue
-                nodes = chunk_document(document, self.splitter)
-                pending.append((document, nodes))
-                report.chunks += len(nodes)
-                (report.updated if previous else report.added).append(document.doc_id)
-                if sum(len(group) for _, group in pending) >= EMBED_GROUP_CHUNKS:
-                    flush()
-            if pending:
+        if progress:
+            progress(0, len(documents), "")
+        for document in documents:
+            previous = known.get(document.doc_id)
+            if previous == document.content_hash:
+                report.unchanged.append(document.doc_id)
+                advance(1, document.doc_id)
+                continue
+            nodes = chunk_document(document, self.splitter)
+            pending.append((document, nodes))
+            report.chunks += len(nodes)
+            (report.updated if previous else report.added).append(document.doc_id)
+            if sum(len(group) for _, group in pending) >= EMBED_GROUP_CHUNKS:
                 flush()
-            wait_for_write()
+        if pending:
+            flush()
         return report
 
     def _write_documents(self, batch: list[tuple[LoadedDocument, list[TextNode]]]) -> None:
