@@ -212,6 +212,16 @@ def build_sections(
     return sections
 
 
+def top_rows(scores: np.ndarray, k: int) -> list[int]:
+    """Rows of the k best positive scores, best first."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return []
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [row for row in top.tolist() if scores[row] > 0]
+
+
 class KeywordIndex:
     """One BM25 index (llama-index's BM25Retriever, bm25s inside) scored with numpy directly:
     bm25s's batch `retrieve` starts a thread pool for each query. Keeps each entry's source and
@@ -273,15 +283,10 @@ class KeywordIndex:
         """The k best entries (score > 0), best first; `scores` when already computed."""
         if scores is None:
             scores = self.scores(sub)
-        if scores is None or not len(scores):
+        if scores is None:
             return []
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
         return [
-            NodeWithScore(node=self.node(i), score=float(scores[i]))
-            for i in top.tolist()
-            if scores[i] > 0
+            NodeWithScore(node=self.node(i), score=float(scores[i])) for i in top_rows(scores, k)
         ]
 
 
@@ -430,12 +435,20 @@ class Retriever:
                 by_id[section_id] = sections.node(sections.rows[section_id])
             dense_sections.append(NodeWithScore(node=by_id[section_id], score=hit.score))
         fused = fuse(dense_sections, keyword, dense_weight, self.settings.keyword_weight)
+        # The same fusion at chunk level, as scores only (building nodes for all of BM25's best
+        # chunks would cost more than the search): the dense hits and BM25's best chunks.
         chunk_scores = chunks.scores(sub)
-        chunk_hits = chunks.search(sub, k * self.settings.section_chunks, chunk_scores)
-        chunk_fused = {
-            c.chunk_id: c
-            for c in fuse(dense, chunk_hits, dense_weight, self.settings.keyword_weight)
-        }
+        best_chunks = (
+            top_rows(chunk_scores, k * self.settings.section_chunks)
+            if chunk_scores is not None
+            else []
+        )
+        chunk_fused: dict[str, float] = defaultdict(float)
+        for rank, hit in enumerate(dense):
+            chunk_fused[hit.node.node_id] += dense_weight / (RRF_K + rank + 1)
+        for rank, row in enumerate(best_chunks):
+            chunk_fused[chunks.ids[row]] += self.settings.keyword_weight / (RRF_K + rank + 1)
+        dense_nodes = {hit.node.node_id: hit.node for hit in dense}
         candidates = []
         for section in fused:
             members = [
@@ -445,20 +458,15 @@ class Retriever:
             ]
             if not members:
                 continue  # cannot happen with a consistent index; never show a blank passage
-            ranked = [chunk_fused[m] for m in members if m in chunk_fused]
-            focus_score = 0.0
+            ranked = [m for m in members if m in chunk_fused]
             if ranked:
-                focus = max(ranked, key=lambda c: c.score)
-                node, focus_score = focus.node.node, focus.score
+                focus = max(ranked, key=chunk_fused.__getitem__)
+            elif chunk_scores is not None:
+                focus = max(members, key=lambda m: chunk_scores[chunks.rows[m]])
             else:
-                rows = [chunks.rows[m] for m in members]
-                best = (
-                    rows[int(np.argmax(chunk_scores[rows]))]
-                    if chunk_scores is not None
-                    else rows[0]
-                )
-                node = chunks.node(best)
-            score = section.score + focus_score
+                focus = members[0]
+            node = dense_nodes[focus] if focus in dense_nodes else chunks.node(chunks.rows[focus])
+            score = section.score + chunk_fused.get(focus, 0.0)
             candidates.append(
                 Candidate(
                     node=NodeWithScore(node=node, score=score),
