@@ -609,15 +609,12 @@ def seed_benchmark(engine: Any, plan: Plan, calls: Any, endpoint: Endpoint) -> d
 # ------------------------------------------------------------------------------ 3. MultiHop-RAG
 
 
-def multihop_benchmark(
-    seed_engine: Any,
-    plan: Plan,
-    calls: Any,
-    endpoint: Endpoint,
-    results: dict[str, Any],
-    checkpoint: Callable[[], None],
-) -> None:
-    """Fills `results` step by step, calling `checkpoint` after each (the run takes long)."""
+def multihop_ingest_and_retrieval(
+    seed_engine: Any, plan: Plan, results: dict[str, Any]
+) -> tuple[Any, list[Any], list[Any]]:
+    """The MultiHop articles ingested into a collection of their own (timed), the first
+    retrieval (builds the keyword indexes) and the retrieval latency. Returns the engine, the
+    documents and the question sample."""
     from rag.answer import Engine
     from rag.evaluate import Question, corpus_document, stratified_sample
     from rag.store import KnowledgeBase
@@ -629,11 +626,11 @@ def multihop_benchmark(
     needed = [d for q in sample for d in q.gold_doc_ids]
     articles = pick_articles(records, needed, plan.mh_articles, SAMPLE_SEED)
     docs = [corpus_document(r) for r in articles]
-    results.update(articles=len(docs), sample_seed=SAMPLE_SEED, questions=[])
+    results.update(articles=len(docs), sample_seed=SAMPLE_SEED)
 
     settings = seed_engine.settings.model_copy(update={"collection": "multihop"})
     kb = KnowledgeBase(settings, seed_engine.kb.embedder, client=seed_engine.kb.client)
-    engine = Engine(settings, kb, llm=seed_engine.llm)
+    engine = Engine(settings, kb, llm=seed_engine._llm)
     log(f"multihop: rag ingest of {len(docs)} articles")
     results["ingest"] = timed_ingest(kb, lambda: kb.add_documents(docs))
 
@@ -644,6 +641,60 @@ def multihop_benchmark(
     timed = questions[: plan.mh_retrieval_questions]
     log(f"multihop: retrieval over {len(timed)} questions")
     results["retrieval"] = retrieval_latency(engine, [q.text for q in timed])
+    return engine, docs, sample
+
+
+def ingest_retrieval_report(results: dict, out: Path) -> Path:
+    """`--ingest-retrieval-only`: MultiHop ingest and retrieval latency, as Markdown and JSON."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latency-ingest-retrieval.json").write_text(json.dumps(results, indent=2) + "\n")
+    mh, machine = results["multihop"], results["machine"]
+    ingest, retrieval = mh["ingest"], mh["retrieval"]
+    lines = [
+        "# Ingest and retrieval latency (MultiHop-RAG articles)",
+        "",
+        f"Command: `{results['command']}`",
+        "",
+        f"{machine.get('date')} · commit `{machine.get('git_commit')}` · {machine.get('nproc')} "
+        f"CPUs · load average at start {machine.get('load_average_at_start')}, at end "
+        f"{machine.get('load_average_at_end')}",
+        "",
+        f"The full run's {mh['articles']} articles (the gold documents of its question sample, "
+        "then a fixed random fill) into a fresh data dir, then `engine.retriever.retrieve` over "
+        "the first dev questions; no LLM.",
+        "",
+        table(
+            ["measure", "value"],
+            [
+                ["documents / chunks", f"{ingest['documents']} / {fmt_num(ingest['chunks'])}"],
+                ["ingest wall time", f"{ingest['seconds']:.1f} s"],
+                ["ingest chunks/s", f"{ingest['chunks_per_s']:.1f}"],
+                ["first retrieval (builds the keyword indexes)", fmt_ms(mh["first_retrieval_ms"])],
+                [
+                    f"retrieval p50 / p95 over {retrieval['n']} questions",
+                    f"{fmt_ms(retrieval['p50_ms'])} / {fmt_ms(retrieval['p95_ms'])}",
+                ],
+            ],
+        ),
+        "",
+    ]
+    path = out / "latency-ingest-retrieval.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def multihop_benchmark(
+    seed_engine: Any,
+    plan: Plan,
+    calls: Any,
+    endpoint: Endpoint,
+    results: dict[str, Any],
+    checkpoint: Callable[[], None],
+) -> None:
+    """Fills `results` step by step, calling `checkpoint` after each (the run takes long)."""
+    engine, docs, sample = multihop_ingest_and_retrieval(seed_engine, plan, results)
+    results["questions"] = []
+    kb = engine.kb
     checkpoint()
 
     log("multihop: llama-index default ingest")
@@ -1107,7 +1158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke test: few repetitions")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument(
-        "--cold-start-only", action="store_true", help="only the two `rag serve` starts"
+        "--cold-start-only", action="store_true", help="only the `rag setup` and `rag serve` starts"
+    )
+    parser.add_argument(
+        "--ingest-retrieval-only",
+        action="store_true",
+        help="only the MultiHop ingest and retrieval latency (no LLM)",
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
@@ -1134,6 +1190,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         partial.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
     try:
+        if args.ingest_retrieval_only:
+            engine = Engine.from_settings(bench_settings(work / "warm", gguf))
+            results["multihop"] = {}
+            multihop_ingest_and_retrieval(engine, plan, results["multihop"])
+            results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+            log(f"wrote {ingest_retrieval_report(results, args.out)}")
+            return 0
         log("cold start: rag setup")
         results["setup"] = timed_setup(gguf, work / "cold")
         log("cold start: rag serve")

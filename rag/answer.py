@@ -90,6 +90,48 @@ def select_passages(retrieval: Retrieval, settings: Settings) -> list[Passage]:
     return passages
 
 
+def prompt_prefix() -> list[Message]:
+    """System prompt and worked examples: fixed and first, so the server caches them."""
+    refusal = prompts.refusal_text()
+    system = {"role": "system", "content": prompts.render("system", refusal=refusal)}
+    return [system, *prompts.conversation("answer_examples", refusal=refusal)]
+
+
+def answer_messages(
+    prefix: list[Message], passages: Sequence[Passage], question: str
+) -> list[Message]:
+    user = prompts.render(
+        "answer", passages="\n".join(format_passage(p) for p in passages), question=question
+    )
+    return [*prefix, {"role": "user", "content": user}]
+
+
+def condense_warm_up_messages() -> list[Message]:
+    return prompts.conversation("condense", history="User: Hi\nAssistant: Hi", question="Hi?")
+
+
+def prime(llm: LLM, messages: list[Message]) -> None:
+    """Put a fixed prefix in the model's prompt cache: restored from disk when the model
+    server can (LocalLLM.prime), else by asking for one token."""
+    restore_or_compute = getattr(llm, "prime", None)
+    if restore_or_compute is not None:
+        restore_or_compute(messages)
+        return
+    for _ in llm.stream(messages, max_tokens=1):
+        pass
+
+
+def cache_prompt_prefixes(
+    llm: LLM, follow_ups: bool = True, prefix: list[Message] | None = None
+) -> None:
+    """The answer prompt's fixed prefix (and the condense prompt's) into the model's cache;
+    needs no knowledge base (`rag setup` runs it)."""
+    sample = [Passage(1, "", "", "", "Warm-up passage.", 0, 0)]
+    prime(llm, answer_messages(prefix or prompt_prefix(), sample, "Warm-up?"))
+    if follow_ups:
+        prime(llm, condense_warm_up_messages())
+
+
 class Engine:
     """Loads models and indexes once per process; answers many questions."""
 
@@ -113,16 +155,10 @@ class Engine:
 
     @cached_property
     def _prompt_prefix(self) -> list[Message]:
-        """System prompt and worked examples: fixed and first, so the server caches them."""
-        refusal = prompts.refusal_text()
-        system = {"role": "system", "content": prompts.render("system", refusal=refusal)}
-        return [system, *prompts.conversation("answer_examples", refusal=refusal)]
+        return prompt_prefix()
 
     def build_messages(self, passages: Sequence[Passage], question: str) -> list[Message]:
-        user = prompts.render(
-            "answer", passages="\n".join(format_passage(p) for p in passages), question=question
-        )
-        return [*self._prompt_prefix, {"role": "user", "content": user}]
+        return answer_messages(self._prompt_prefix, passages, question)
 
     def condense(self, question: str, history: Sequence[Turn]) -> str:
         lines = []
@@ -149,27 +185,12 @@ class Engine:
 
     def warm_up_follow_ups(self) -> None:
         try:
-            history = "User: Hi\nAssistant: Hi"
-            self._prime(prompts.conversation("condense", history=history, question="Hi?"))
+            prime(self.llm, condense_warm_up_messages())
         except LLMError as exc:
             log.warning("warm-up failed: %s", exc)
 
     def cache_prompt_prefixes(self, follow_ups: bool = True) -> None:
-        """The answer prompt's fixed prefix (and the condense prompt's) into the model's cache."""
-        sample = [Passage(1, "", "", "", "Warm-up passage.", 0, 0)]
-        self._prime(self.build_messages(sample, "Warm-up?"))
-        if follow_ups:
-            self.warm_up_follow_ups()
-
-    def _prime(self, messages: list[Message]) -> None:
-        """Put a fixed prefix in the model's prompt cache: restored from disk when the model
-        server can (LocalLLM.prime), else by asking for one token."""
-        prime = getattr(self.llm, "prime", None)
-        if prime is not None:
-            prime(messages)
-            return
-        for _ in self.llm.stream(messages, max_tokens=1):
-            pass
+        cache_prompt_prefixes(self.llm, follow_ups, self._prompt_prefix)
 
     def answer(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
         started = time.perf_counter()

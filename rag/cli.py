@@ -206,13 +206,13 @@ def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     """Assemble and verify the shipped model now rather than on the first question, and save
     its prompt-prefix caches, which every later start restores instead of recomputing."""
-    from rag.answer import Engine
+    from rag.answer import cache_prompt_prefixes
     from rag.llm import connect_llm, local_gguf, prefix_cache_dir
 
     gguf = local_gguf(settings)
     print(f"model ready: {gguf}")
     if settings.uses_local_llm:
-        Engine.from_settings(settings, llm=connect_llm(settings)).cache_prompt_prefixes()
+        cache_prompt_prefixes(connect_llm(settings))
         print(f"prompt prefixes cached in {prefix_cache_dir(settings)}")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fakes import FailingLLM, FakeEmbedding, FakeLLM
 
-from rag.answer import Engine, needs_condensing
+from rag.answer import Engine, cache_prompt_prefixes, needs_condensing
 from rag.citations import StreamingCitationFilter
 from rag.events import Final, Searching, Sources, Token, Turn
 from rag.store import KnowledgeBase
@@ -197,7 +197,11 @@ def test_a_model_that_can_restore_prefixes_is_primed_not_asked(kb, settings):
 
     llm = PrimingLLM()
     engine = Engine(settings, kb, llm)
-    engine.cache_prompt_prefixes()  # what `rag setup` saves
+    engine.warm_up()
     assert llm.calls == [] and len(llm.primed) == 2
     assert llm.primed[0][: len(engine._prompt_prefix)] == engine._prompt_prefix
     assert "Follow-up question" in llm.primed[1][-1]["content"]
+    # `rag setup` saves the very same prefixes, with no knowledge base at hand
+    setup_llm = PrimingLLM()
+    cache_prompt_prefixes(setup_llm)
+    assert setup_llm.primed == llm.primed

@@ -131,3 +131,20 @@ def test_cold_start_report_shows_fresh_start_and_restart(latency, tmp_path) -> N
     assert "| cold start to ready (fresh dir after `rag setup`) | 23.00 s |" in text
     assert "prompt prefixes computed, saved) | 14.00 s |" in text
     assert "| start on a fresh dir without `rag setup`: to ready | 24.00 s |" in text
+
+
+def test_ingest_retrieval_report_shows_rate_and_latency(latency, tmp_path) -> None:
+    results = {
+        "command": "bench --ingest-retrieval-only",
+        "machine": {"date": "d", "git_commit": "c", "nproc": 2, "load_average_at_start": [0.1]},
+        "multihop": {
+            "articles": 200,
+            "ingest": {"documents": 200, "chunks": 10_070, "seconds": 100.7, "chunks_per_s": 100.0},
+            "first_retrieval_ms": 3_020.0,
+            "retrieval": {"p50_ms": 24.4, "p95_ms": 38.0, "n": 300, "chunks": 10_070},
+        },
+    }
+    text = latency.ingest_retrieval_report(results, tmp_path).read_text()
+    assert "| documents / chunks | 200 / 10,070 |" in text
+    assert "| ingest chunks/s | 100.0 |" in text
+    assert "| retrieval p50 / p95 over 300 questions | 24 ms / 38 ms |" in text
