@@ -422,6 +422,12 @@ class RecordingLLM:
             yield piece
         self.last_output = "".join(pieces)
 
+    def prime(self, messages: Sequence[Message]) -> None:
+        """Prompt-prefix caching goes to the wrapped model (restored from disk when it can)."""
+        from rag.answer import prime
+
+        prime(self.inner, list(messages))
+
 
 def _candidates(engine: Any, question: str) -> list[tuple[str, str, str]]:
     retrieval = engine.retriever.retrieve(question)

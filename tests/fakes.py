@@ -36,6 +36,17 @@ class FakeLLM:
             yield response[start : start + 3]
 
 
+class PrimingLLM(FakeLLM):
+    """A model server that keeps prompt prefixes itself (as LocalLLM does): records them."""
+
+    def __init__(self, *responses: str | Exception) -> None:
+        super().__init__(*responses)
+        self.primed: list[list[Message]] = []
+
+    def prime(self, messages: Sequence[Message]) -> None:
+        self.primed.append(list(messages))
+
+
 class FailingLLM(FakeLLM):
     def __init__(self, message: str = "Cannot reach the LLM at http://127.0.0.1:9: is it running?"):
         super().__init__(*([LLMError(message)] * 10))

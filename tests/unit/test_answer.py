@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fakes import FailingLLM, FakeEmbedding, FakeLLM
+from fakes import FailingLLM, FakeEmbedding, FakeLLM, PrimingLLM
 
 from rag.answer import Engine, cache_prompt_prefixes, needs_condensing
 from rag.citations import StreamingCitationFilter
@@ -187,14 +187,6 @@ def test_warm_up_caches_the_answer_prefix_and_leaves_condensing_for_later(kb, se
 
 
 def test_a_model_that_can_restore_prefixes_is_primed_not_asked(kb, settings):
-    class PrimingLLM(FakeLLM):
-        def __init__(self) -> None:
-            super().__init__()
-            self.primed: list[list[dict]] = []
-
-        def prime(self, messages) -> None:
-            self.primed.append(list(messages))
-
     llm = PrimingLLM()
     engine = Engine(settings, kb, llm)
     engine.warm_up()

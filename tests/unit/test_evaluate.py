@@ -443,3 +443,17 @@ def test_ingest_speed_is_reported_only_when_chunks_were_written():
         _ingest_speed({"chunks": 1000, "seconds": 8.0, "keyword_index_seconds": 2.2})
         == " in 8 s (125.0 chunks/s); keyword indexes built in 2 s"
     )
+
+
+def test_the_recording_llm_hands_prefix_caching_to_the_model():
+    from fakes import PrimingLLM
+
+    from rag.evaluate import RecordingLLM
+
+    prefix = [{"role": "system", "content": "fixed"}, {"role": "user", "content": "x"}]
+    priming = PrimingLLM()
+    RecordingLLM(priming).prime(prefix)
+    assert priming.primed == [prefix] and priming.calls == []
+    plain = FakeLLM("ok")
+    RecordingLLM(plain).prime(prefix)  # no prime of its own: asked for one token
+    assert plain.calls == [prefix]
