@@ -176,7 +176,7 @@ class Engine:
         `warm_up_follow_ups()` (a first question never needs it; `rag serve` runs it once the
         page is up). Errors surface later, on a real question."""
         try:
-            self.cache_prompt_prefixes(follow_ups=False)
+            cache_prompt_prefixes(self.llm, follow_ups=False, prefix=self._prompt_prefix)
             if follow_ups:
                 self.warm_up_follow_ups()
             self.retriever.retrieve("warm-up")  # loads the keyword index, runs the embedder
@@ -188,9 +188,6 @@ class Engine:
             prime(self.llm, condense_warm_up_messages())
         except LLMError as exc:
             log.warning("warm-up failed: %s", exc)
-
-    def cache_prompt_prefixes(self, follow_ups: bool = True) -> None:
-        cache_prompt_prefixes(self.llm, follow_ups, self._prompt_prefix)
 
     def answer(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
         started = time.perf_counter()

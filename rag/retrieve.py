@@ -236,9 +236,6 @@ class KeywordIndex:
         self._days = np.array([int(entry.get("published_day") or 0) for entry in corpus])
         self._masks: dict[tuple, np.ndarray] = {}
 
-    def __len__(self) -> int:
-        return len(self.retriever.corpus)
-
     def node(self, row: int) -> TextNode:
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
@@ -445,9 +442,9 @@ class Retriever:
         )
         chunk_fused: dict[str, float] = defaultdict(float)
         for rank, hit in enumerate(dense):
-            chunk_fused[hit.node.node_id] += dense_weight / (RRF_K + rank + 1)
+            chunk_fused[hit.node.node_id] += rrf(dense_weight, rank)
         for rank, row in enumerate(best_chunks):
-            chunk_fused[chunks.ids[row]] += self.settings.keyword_weight / (RRF_K + rank + 1)
+            chunk_fused[chunks.ids[row]] += rrf(self.settings.keyword_weight, rank)
         dense_nodes = {hit.node.node_id: hit.node for hit in dense}
         candidates = []
         for section in fused:
@@ -511,6 +508,11 @@ class Retriever:
         return Retrieval(interleave(ranked_lists), plan)  # in the planned order
 
 
+def rrf(weight: float, rank: int) -> float:
+    """A list's weighted reciprocal-rank contribution for the item at 0-based `rank`."""
+    return weight / (RRF_K + rank + 1)
+
+
 def fuse(
     dense: list[NodeWithScore],
     keyword: list[NodeWithScore],
@@ -521,11 +523,11 @@ def fuse(
     by_id: dict[str, Candidate] = {}
     for rank, hit in enumerate(dense):
         candidate = by_id.setdefault(hit.node.node_id, Candidate(hit, 0.0, None, None))
-        candidate.score += dense_weight / (RRF_K + rank + 1)
+        candidate.score += rrf(dense_weight, rank)
         candidate.dense_similarity = cosine_from_chroma(hit.score or 0.0)
     for rank, hit in enumerate(keyword):
         candidate = by_id.setdefault(hit.node.node_id, Candidate(hit, 0.0, None, None))
-        candidate.score += keyword_weight / (RRF_K + rank + 1)
+        candidate.score += rrf(keyword_weight, rank)
         candidate.keyword_score = hit.score
     return sorted(by_id.values(), key=lambda c: c.score, reverse=True)
 

@@ -247,8 +247,8 @@ class KnowledgeBase:
         """Chunk, embed and store new or changed documents; unchanged ones are skipped.
 
         Chunks of several documents are embedded in one call: length-sorted batches pad less.
-        (Writing to Chroma in a background thread meanwhile was measured slower on 2 cores:
-        its index threads compete with the embedder's.)"""
+        Writing stays in this thread: on 2 cores Chroma's index threads would compete with the
+        embedder's."""
         report = report or IngestReport()
         known = {d.doc_id: d.content_hash for d in self.documents()}
         pending: list[tuple[LoadedDocument, list[TextNode]]] = []
@@ -291,7 +291,6 @@ class KnowledgeBase:
     def _write_documents(self, batch: list[tuple[LoadedDocument, list[TextNode]]]) -> None:
         """Store embedded chunks, then each document's manifest record (written last, so a
         document counts as stored only when all its chunks are)."""
-        self._fingerprint = None
         doc_ids = [document.doc_id for document, _ in batch]
         # Remove leftovers of a killed run of these very versions, then write them whole.
         self.chunks.delete(where={"doc_id": {"$in": doc_ids}})
