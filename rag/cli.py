@@ -204,11 +204,14 @@ def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
-    """Assemble and verify the shipped model now rather than on the first question, and save
-    its prompt-prefix caches, which every later start restores instead of recomputing."""
+    """Assemble and verify the shipped models now rather than on the first question, and save
+    the LLM's prompt-prefix caches, which every later start restores instead of recomputing."""
     from rag.answer import cache_prompt_prefixes
     from rag.llm import connect_llm, local_gguf, prefix_cache_dir
+    from rag.models import minilm_dynamic_onnx_path
 
+    if not settings.embed_base_url:
+        print(f"embedder ready: {minilm_dynamic_onnx_path(settings.models_dir)}")
     gguf = local_gguf(settings)
     print(f"model ready: {gguf}")
     if settings.uses_local_llm:

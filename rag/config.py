@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-SHIPPED_EMBED_MODEL = "all-MiniLM-L6-v2-int8-onnx"
+SHIPPED_EMBED_MODEL = "all-MiniLM-L6-v2-int8-dynamic-onnx"
 SHIPPED_LLM_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 
 

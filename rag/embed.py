@@ -4,6 +4,7 @@ or any OpenAI-compatible embeddings endpoint when configured."""
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,20 +12,30 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
 from rag.config import SHIPPED_EMBED_MODEL, Settings
-from rag.models import minilm_onnx_path, minilm_tokenizer_path
+from rag.models import minilm_dynamic_onnx_path, minilm_tokenizer_path
 
 MAX_WORDPIECES = 256  # all-MiniLM-L6-v2 was trained on 256 wordpieces; longer input is cut
 
 
 class MiniLMEmbedding(BaseEmbedding):
-    """all-MiniLM-L6-v2 (int8 ONNX, onnxruntime), pooled and normalised as in its model card."""
+    """all-MiniLM-L6-v2 in int8 (onnxruntime), pooled and normalised as in its model card.
+
+    Runs the model derived into `models_dir` (see `minilm_dynamic_onnx_path`), or `onnx_path`.
+    """
 
     _session: Any = PrivateAttr()
     _tokenizer: Any = PrivateAttr()
 
-    def __init__(self, threads: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        threads: int = 0,
+        onnx_path: Path | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("model_name", SHIPPED_EMBED_MODEL)
-        kwargs.setdefault("embed_batch_size", 32)
+        # Small batches of similar length: less padding; 8-16 measured fastest on 2 cores.
+        kwargs.setdefault("embed_batch_size", 16)
         super().__init__(**kwargs)
         import onnxruntime
         from tokenizers import Tokenizer
@@ -33,7 +44,9 @@ class MiniLMEmbedding(BaseEmbedding):
         if threads:
             options.intra_op_num_threads = threads
         self._session = onnxruntime.InferenceSession(
-            str(minilm_onnx_path()), options, providers=["CPUExecutionProvider"]
+            str(onnx_path or minilm_dynamic_onnx_path(models_dir)),
+            options,
+            providers=["CPUExecutionProvider"],
         )
         tokenizer = Tokenizer.from_file(str(minilm_tokenizer_path()))
         tokenizer.enable_truncation(MAX_WORDPIECES)
@@ -100,4 +113,4 @@ def make_embedder(settings: Settings) -> BaseEmbedding:
             max_retries=settings.llm_max_retries,
             timeout=settings.llm_timeout,
         )
-    return MiniLMEmbedding(threads=settings.local_llm_threads)
+    return MiniLMEmbedding(settings.models_dir, threads=settings.local_llm_threads)

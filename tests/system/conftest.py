@@ -32,11 +32,11 @@ def bin_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedder():
-    """The shipped MiniLM ONNX embedder, loaded once."""
+def embedder(tmp_path_factory: pytest.TempPathFactory):
+    """The shipped MiniLM embedder as rag runs it (int8 model derived afresh), loaded once."""
     from rag.embed import MiniLMEmbedding
 
-    return MiniLMEmbedding()
+    return MiniLMEmbedding(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")
