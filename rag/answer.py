@@ -53,9 +53,11 @@ def format_passage(passage: Passage) -> str:
 def select_passages(retrieval: Retrieval, settings: Settings) -> list[Passage]:
     """The best candidates that fit the token budget, numbered from 1; none if nothing relevant.
 
-    A question in several sourced parts gets a passage budget per part (up to three)."""
+    A question in several sourced parts gets a passage budget per part (up to three); a long,
+    entity-rich question a larger one, since its answer joins facts from several passages."""
     parts = min(retrieval.parts, 3)
-    budget, top_k = settings.context_tokens * parts, settings.top_k + parts - 1
+    per_part = settings.long_question_context_tokens if retrieval.long else settings.context_tokens
+    budget, top_k = per_part * parts, settings.top_k + parts - 1
     relevant = [
         c
         for c in retrieval.candidates

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     section_chunks: int = Field(default=4, ge=1, le=32)
     top_k: int = Field(default=3, ge=1, description="passages shown to the LLM at most")
     context_tokens: int = Field(default=140, ge=32, description="token budget for passages")
+    # Long questions (see long_question_words) join facts of several passages: 140 tokens held
+    # one or two of them. The prompt prefix is cached, so passages are what costs time.
+    long_question_context_tokens: int = Field(default=280, ge=32)
     # Weighted RRF. Short questions are often paraphrases, where MiniLM finds what BM25 misses.
     # Long, entity-rich questions (MultiHop-style) are ranked far better by BM25: dense hits
     # mixed in at equal weight push its best chunks down, so there dense only adds recall below

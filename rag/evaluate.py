@@ -87,6 +87,7 @@ SETTINGS_THAT_MATTER = (
     "section_chunks",
     "top_k",
     "context_tokens",
+    "long_question_context_tokens",
     "dense_weight",
     "keyword_weight",
     "min_dense_score",

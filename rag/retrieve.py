@@ -76,6 +76,7 @@ class SubQuery:
 class Retrieval:
     candidates: list[Candidate]
     plan: list[SubQuery] = field(default_factory=list)
+    long: bool = False  # a long, entity-rich question: ranked by sections, given more context
 
     @property
     def parts(self) -> int:
@@ -501,11 +502,12 @@ class Retriever:
         weight = self.dense_weight(query)
         # Long questions rank sections; short ones (paraphrases of one fact, a few words that
         # one chunk holds) rank chunks, so two good chunks of one section can both be shown.
-        rank = self._rank_sections if self.is_long(query) else self._rank_chunks
+        long = self.is_long(query)
+        rank = self._rank_sections if long else self._rank_chunks
         ranked_lists = [rank(sub, dense.get(sub, []), weight) for sub in plan]
         if len(ranked_lists) == 1:
-            return Retrieval(ranked_lists[0], plan)
-        return Retrieval(interleave(ranked_lists), plan)  # in the planned order
+            return Retrieval(ranked_lists[0], plan, long)
+        return Retrieval(interleave(ranked_lists), plan, long)  # in the planned order
 
 
 def rrf(weight: float, rank: int) -> float:

@@ -197,3 +197,23 @@ def test_a_model_that_can_restore_prefixes_is_primed_not_asked(kb, settings):
     setup_llm = PrimingLLM()
     cache_prompt_prefixes(setup_llm)
     assert setup_llm.primed == llm.primed
+
+
+def test_long_questions_get_the_larger_passage_budget(settings):
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    from rag.answer import count_tokens, select_passages
+    from rag.retrieve import Candidate, Retrieval
+
+    text = "The council approved the budget after a long debate about the new tram line. " * 4
+    candidates = [
+        Candidate(NodeWithScore(node=TextNode(text=text, id_=f"c{i}")), 1.0, 0.5, 1.0)
+        for i in range(5)
+    ]
+    cost = count_tokens(f"[1] {text}")
+    settings.context_tokens, settings.long_question_context_tokens = cost + 10, 3 * cost + 10
+    settings.top_k = 5
+    short = select_passages(Retrieval(candidates, long=False), settings)
+    long = select_passages(Retrieval(candidates, long=True), settings)
+    assert [p.n for p in short] == [1]
+    assert [p.n for p in long] == [1, 2, 3]
