@@ -91,6 +91,8 @@ SETTINGS_THAT_MATTER = (
     "dense_weight",
     "keyword_weight",
     "min_dense_score",
+    "rerank_pool",
+    "rerank_dense_weight",
     "judge_model",
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from rag.retrieve import (
@@ -214,3 +215,33 @@ def test_a_short_question_ranks_chunks(settings):
     top = retrieval.candidates[0]
     assert top.section is None and top.key == top.chunk_id
     assert "Cyclists asked for a separate lane" in top.unit_text
+
+
+def test_rerank_lifts_the_section_whose_chunk_is_closest_to_a_claim(settings):
+    from rag.retrieve import Candidate
+
+    def section(name: str, chunk_ids: list[str]) -> Candidate:
+        shown = TextNode(id_=chunk_ids[0], text=name)
+        ids = {"chunk_ids": " ".join(chunk_ids)}
+        unit = TextNode(id_=f"{name}-section", text=name, metadata=ids)
+        return Candidate(NodeWithScore(node=shown), 1.0, None, 1.0, section=unit)
+
+    first, second, third, tail = (
+        section("a", ["a1", "a2"]),
+        section("b", ["b1", "b2"]),
+        section("c", ["c1", "c2"]),
+        section("d", ["d1"]),
+    )
+    retriever = Retriever(settings, kb=None)
+    axes = np.eye(4, dtype=np.float32)
+    # the claim (second question vector) is c2's direction; a1 is near the whole question
+    stored = {"a1": axes[0] * 0.6 + axes[3] * 0.8, "a2": axes[3], "b1": axes[3], "b2": axes[3]}
+    stored |= {"c1": axes[3], "c2": axes[1], "d1": axes[1]}
+    retriever._vectors = ({k: i for i, k in enumerate(stored)}, np.array(list(stored.values())))
+    settings.rerank_pool, settings.rerank_dense_weight = 3, 1.0
+    question_vectors = np.array([axes[0], axes[1]])
+    ranked = retriever._rerank_by_closest_chunk([first, second, third, tail], question_vectors)
+    # c's chunk matches the claim exactly: it passes b; a keeps first place (first ranking +
+    # second-closest); d is outside the pool and stays last although it matches too
+    assert [c.section.text for c in ranked] == ["a", "c", "b", "d"]
+    assert abs(first.dense_similarity - 0.6) < 1e-6 and tail.dense_similarity is None
