@@ -70,6 +70,7 @@ def minilm_dynamic_onnx_path(models_dir: Path) -> Path:
             if node.op_type == "MatMul" and any(name in weights for name in node.input)
         ]
         quantized = Path(scratch) / "quantized.onnx"
+        muted = logging.root.manager.disable
         logging.disable(logging.WARNING)  # its advice to pre-process is for static quantization
         try:
             quantize_dynamic(
@@ -80,7 +81,7 @@ def minilm_dynamic_onnx_path(models_dir: Path) -> Path:
                 nodes_to_quantize=weight_products,
             )
         finally:
-            logging.disable(logging.NOTSET)
+            logging.disable(muted)  # as the application had it
         os.replace(quantized, target)  # atomic: a concurrent process sees all or nothing
     return target
 

@@ -353,8 +353,8 @@ class Retriever:
 
     def stored_vectors(self) -> tuple[dict[str, int], np.ndarray]:
         """Every chunk's stored embedding (row by chunk id), read from Chroma once per corpus
-        version (1.4 s and 45 MB at 29k chunks), so the rerank looks 80 of them up per question
-        instead of asking Chroma (~5 ms)."""
+        version (45 MB at 29k chunks), so the rerank looks its ~80 up per question instead of
+        asking Chroma for them each time."""
         with self._lock:
             if self._vectors is None:
                 stored = self.kb.chunks.get(include=["embeddings"])
