@@ -88,10 +88,13 @@ class Settings(BaseSettings):
     long_question_words: int = Field(default=20, description="content words that make it long")
     long_question_dense_weight: float = 0.05
     min_dense_score: float = Field(default=0.2, description="below this nothing is relevant")
-    # Long questions: the best sections are re-ranked by their chunk closest to any part of the
-    # question (stored embeddings, fused with the first ranking); 0 or 1 turns it off.
-    rerank_pool: int = Field(default=20, ge=0)
-    rerank_dense_weight: float = 1.0
+    # Long questions: the first ranking's best sections, and the other sections of its best
+    # articles, are ranked again by a learned linear model (rag.rank); 0 or 1 turns it off.
+    rerank_pool: int = Field(default=40, ge=0)
+    rerank_expand_docs: int = Field(default=20, ge=0)
+    ranker_weights: Path | None = Field(
+        default=None, description="weights from evals/train_ranker.py; unset = shipped ones"
+    )
 
     # Web page
     host: str = "127.0.0.1"

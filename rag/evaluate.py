@@ -92,7 +92,8 @@ SETTINGS_THAT_MATTER = (
     "keyword_weight",
     "min_dense_score",
     "rerank_pool",
-    "rerank_dense_weight",
+    "rerank_expand_docs",
+    "ranker_weights",
     "judge_model",
 )
 
@@ -812,9 +813,11 @@ def git_commit(start: Path | None = None) -> str | None:
 
 
 def code_fingerprint() -> str | None:
-    """Hash of the code and prompts that ran: a commit hash misses uncommitted edits."""
+    """Hash of the code, ranker weights and prompts that ran: a commit hash misses uncommitted
+    edits."""
     digest = hashlib.sha256()
-    files = sorted(REPO.glob("rag/*.py")) + sorted(prompts.prompts_dir().glob("*.txt"))
+    files = sorted(REPO.glob("rag/*.py")) + sorted(REPO.glob("rag/*.json"))
+    files += sorted(prompts.prompts_dir().glob("*.txt"))
     if not files:
         return None
     for path in files:

@@ -4,10 +4,11 @@ Two grains: chunks (~64 tokens) are what is embedded and what the LLM reads; sec
 consecutive chunks of one document, ~256 tokens, with its title, source and date) are what
 keyword search and the fusion rank for long, entity-rich questions, which find their evidence
 far more often in sections (the MultiHop-RAG paper's chunk size), while a small chunk keeps the
-prompt short: each ranked section brings its best-matching chunk to the LLM. The best sections
-are then re-ranked by their chunk closest to any part of the question (stored embeddings; the
-whole question and each claim), which catches paraphrased claims that keyword search misses.
-Short questions rank chunks, by dense and keyword search fused.
+prompt short: each ranked section brings its best-matching chunk to the LLM. The first ranking
+(and the other sections of its best articles) is then ranked again by a learned linear model
+over each section's signals (`rag.rank`): keyword and embedding matches to each claim of the
+question, named publisher and date, place in the article. Short questions rank chunks, by dense
+and keyword search fused.
 
 Questions that name publishers ("according to TechCrunch ... as reported by The Verge") are
 planned into sub-queries, one restricted to each named source, whose results are interleaved so
@@ -29,6 +30,7 @@ import numpy as np
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from rag.config import Settings
+from rag.rank import LinearRanker, PoolSignals, features
 from rag.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,30 @@ class SubQuery:
     text: str
     sources: tuple[str, ...] = ()  # restrict to documents from these publishers
     days: tuple[int, int] | None = None  # restrict to documents published in [first, last]
+
+
+@dataclass
+class FirstStage:
+    """The plan and its fused, interleaved ranking, before the learned ranking."""
+
+    plan: list[SubQuery]
+    long: bool
+    candidates: list[Candidate]
+    vectors: dict[str, np.ndarray]  # embedded plan texts (long questions: every part)
+    keyword_scores: dict[tuple[int, SubQuery], np.ndarray | None]  # (index id, sub) -> BM25
+
+
+@dataclass
+class Pool:
+    """The learned ranking's candidates: section rows, their signals, and their chunks (one
+    run per section: chunk_ids[chunk_bounds[j]:chunk_bounds[j + 1]] for section j)."""
+
+    rows: list[int]
+    signals: PoolSignals
+    chunk_ids: list[str]
+    chunk_bounds: list[int]
+    chunk_match: np.ndarray  # (plan parts × chunks) keyword + cosine match, to pick the shown one
+    chunk_question_cosine: np.ndarray  # each chunk's cosine with the whole question
 
 
 @dataclass
@@ -300,6 +326,9 @@ class Retriever:
         self._keyword_fingerprint: str | None = None
         self._aliases: dict[str, tuple[str, ...]] = {}
         self._vectors: tuple[dict[str, int], np.ndarray] | None = None  # see stored_vectors
+        self._article_sections: dict[str, list[int]] = {}  # doc id -> section rows, in order
+        self._section_position: list[int] = []  # section row -> its index in its article
+        self._ranker: LinearRanker | None = None
         self._lock = threading.Lock()
 
     def keyword_retriever(self) -> KeywordIndex | None:
@@ -321,6 +350,8 @@ class Retriever:
         section_folder = folder / f"sections-{self.settings.section_chunks}"
         self._chunks = self._sections = None
         self._section_of = {}
+        self._article_sections = defaultdict(list)
+        self._section_position = []
         self._vectors = None
         indexes = None
         if folder.is_dir() and section_folder.is_dir():
@@ -346,15 +377,25 @@ class Retriever:
             for index, path in zip(indexes, (folder, section_folder), strict=True):
                 index.persist(str(path))
         self._chunks, self._sections = (KeywordIndex(index) for index in indexes)
-        for entry in self._sections.retriever.corpus:
+        for row, entry in enumerate(self._sections.retriever.corpus):
             section_id = str(entry["node_id"])
+            article = self._article_sections[str(entry.get("doc_id", ""))]
+            self._section_position.append(len(article))
+            article.append(row)
             for chunk_id in str(entry.get("chunk_ids", "")).split():
                 self._section_of[chunk_id] = section_id
 
+    def ranker(self) -> LinearRanker:
+        """The learned ranking's weights (the shipped ones unless settings name a file)."""
+        if self._ranker is None:
+            path = self.settings.ranker_weights
+            self._ranker = LinearRanker.load(path) if path else LinearRanker.load()
+        return self._ranker
+
     def stored_vectors(self) -> tuple[dict[str, int], np.ndarray]:
         """Every chunk's stored embedding (row by chunk id), read from Chroma once per corpus
-        version (45 MB at 29k chunks), so the rerank looks its ~80 up per question instead of
-        asking Chroma for them each time."""
+        version (45 MB at 29k chunks), so the learned ranking looks its few hundred up per
+        question instead of asking Chroma for them each time."""
         with self._lock:
             if self._vectors is None:
                 stored = self.kb.chunks.get(include=["embeddings"])
@@ -421,15 +462,35 @@ class Retriever:
         return self.settings.dense_weight
 
     def _rank_chunks(
-        self, sub: SubQuery, dense: list[NodeWithScore], dense_weight: float
+        self,
+        sub: SubQuery,
+        dense: list[NodeWithScore],
+        dense_weight: float,
+        keyword_scores: dict[tuple[int, SubQuery], np.ndarray | None],
     ) -> list[Candidate]:
         """Chunks ranked by fusing their dense and BM25 ranks."""
         assert self._chunks is not None
         keyword = self._chunks.search(sub, self.settings.retrieve_k)
         return fuse(dense, keyword, dense_weight, self.settings.keyword_weight)
 
+    @staticmethod
+    def _keyword_scores(
+        index: KeywordIndex,
+        sub: SubQuery,
+        memo: dict[tuple[int, SubQuery], np.ndarray | None],
+    ) -> np.ndarray | None:
+        """BM25 scores of one index for a sub-query, computed once per question."""
+        key = (id(index), sub)
+        if key not in memo:
+            memo[key] = index.scores(sub)
+        return memo[key]
+
     def _rank_sections(
-        self, sub: SubQuery, dense: list[NodeWithScore], dense_weight: float
+        self,
+        sub: SubQuery,
+        dense: list[NodeWithScore],
+        dense_weight: float,
+        keyword_scores: dict[tuple[int, SubQuery], np.ndarray | None],
     ) -> list[Candidate]:
         """Sections ranked by fusing their BM25 rank with their best chunk's dense rank. Each
         carries the chunk the LLM reads: its chunk that ranks best in the same fusion at chunk
@@ -437,7 +498,7 @@ class Retriever:
         sections, chunks = self._sections, self._chunks
         assert sections is not None and chunks is not None
         k = self.settings.retrieve_k
-        keyword = sections.search(sub, k)
+        keyword = sections.search(sub, k, self._keyword_scores(sections, sub, keyword_scores))
         by_id = {hit.node.node_id: hit.node for hit in keyword}
         dense_sections: list[NodeWithScore] = []
         for hit in dense:
@@ -450,7 +511,7 @@ class Retriever:
         fused = fuse(dense_sections, keyword, dense_weight, self.settings.keyword_weight)
         # The same fusion at chunk level, as scores only (building nodes for all of BM25's best
         # chunks would cost more than the search): the dense hits and BM25's best chunks.
-        chunk_scores = chunks.scores(sub)
+        chunk_scores = self._keyword_scores(chunks, sub, keyword_scores)
         best_chunks = (
             top_rows(chunk_scores, k * self.settings.section_chunks)
             if chunk_scores is not None
@@ -491,19 +552,20 @@ class Retriever:
             )
         return sorted(candidates, key=lambda c: c.score, reverse=True)
 
-    def retrieve(self, query: str) -> Retrieval:
-        """Fused candidates for the question, best first, with the plan that produced them."""
+    def first_stage(self, query: str) -> FirstStage | None:
+        """The plan and its fused ranking (None when nothing is indexed)."""
         if self.kb.chunks.count() == 0 or self.keyword_retriever() is None:
-            return Retrieval([], [SubQuery(query)])
+            return None
         plan = plan_queries(query, self._aliases)
         k = self.settings.retrieve_k
         # A long question leans on keywords: only the whole question gets a dense search, since
         # filtered Chroma queries are most of the retrieval time and their hits would barely
-        # move the fusion. With the rerank on, the rerank is its dense look instead.
+        # move the fusion. With the learned ranking on, it is the dense look instead: it embeds
+        # every part of the question and compares them with the candidates' stored vectors.
         long = self.is_long(query)
-        rerank = long and self.settings.rerank_pool > 1
-        dense_plan = [] if rerank else plan[:1] if long else plan
-        texts = list(dict.fromkeys(sub.text for sub in (plan if rerank else dense_plan)))
+        learned = long and self.settings.rerank_pool > 1
+        dense_plan = [] if learned else plan[:1] if long else plan
+        texts = list(dict.fromkeys(sub.text for sub in (plan if learned else dense_plan)))
         # alone, the question; its claims, shorter, together (a batch pads to its longest text)
         vectors = [self.kb.embedder.get_query_embedding(texts[0])]
         if len(texts) > 1:
@@ -519,46 +581,124 @@ class Retriever:
         # Long questions rank sections; short ones (paraphrases of one fact, a few words that
         # one chunk holds) rank chunks, so two good chunks of one section can both be shown.
         rank = self._rank_sections if long else self._rank_chunks
-        ranked_lists = [rank(sub, dense.get(sub, []), weight) for sub in plan]
+        keyword_scores: dict[tuple[int, SubQuery], np.ndarray | None] = {}
+        ranked_lists = [rank(sub, dense.get(sub, []), weight, keyword_scores) for sub in plan]
         # one list, or all of them in the planned order
         candidates = ranked_lists[0] if len(ranked_lists) == 1 else interleave(ranked_lists)
-        if rerank:
-            candidates = self._rerank_by_closest_chunk(candidates, np.array(vectors))
-        return Retrieval(candidates, plan, long)
+        vectors_by_text = {t: np.asarray(v, dtype=np.float32) for t, v in embeddings.items()}
+        return FirstStage(plan, long, candidates, vectors_by_text, keyword_scores)
 
-    def _rerank_by_closest_chunk(
-        self, candidates: list[Candidate], question_vectors: np.ndarray
-    ) -> list[Candidate]:
-        """A second look at the best sections: each one's chunk closest to any part of the
-        question (the whole question, each claim), by the embeddings Chroma already holds, fused
-        with the first ranking. Keyword search misses paraphrased claims ("a loss in another
-        asset's worth" for "a drop in the value of one of his other properties"), and the first
-        pass embeds only the whole question."""
-        pool = candidates[: self.settings.rerank_pool]
-        rows, vectors = self.stored_vectors()
-        groups = [
-            (c.section.metadata.get("chunk_ids", "").split() if c.section is not None else [])
-            or [c.chunk_id]
-            for c in pool
+    def retrieve(self, query: str) -> Retrieval:
+        """Ranked candidates for the question, best first, with the plan that produced them."""
+        first = self.first_stage(query)
+        if first is None:
+            return Retrieval([], [SubQuery(query)])
+        candidates = first.candidates
+        if first.long and self.settings.rerank_pool > 1 and candidates:
+            pool = self.pool(first)
+            if pool.rows:
+                scores = self.ranker().score(features(pool.signals))
+                candidates = self._ranked_pool(first, pool, scores)
+        return Retrieval(candidates, first.plan, first.long)
+
+    def pool(self, first: FirstStage) -> Pool:
+        """The sections the learned ranking orders and their signals: the first `rerank_pool`
+        of the first ranking, and every other section of the articles of its first
+        `rerank_expand_docs` (the evidence is often another section of an article the first
+        ranking found)."""
+        sections, chunks = self._sections, self._chunks
+        assert sections is not None and chunks is not None
+        first_rows = [sections.rows[c.key] for c in first.candidates[: self.settings.rerank_pool]]
+        wanted = list(first_rows)
+        for candidate in first.candidates[: self.settings.rerank_expand_docs]:
+            wanted += self._article_sections.get(candidate.doc_id, [])
+        members = {row: self._member_chunks(row) for row in dict.fromkeys(wanted)}
+        rows = [row for row, group in members.items() if group]
+        flat = [chunk_id for row in rows for chunk_id in members[row]]
+        starts = np.cumsum([0] + [len(members[row]) for row in rows[:-1]])
+        plan = first.plan
+        question = plan[0].text
+
+        def normalised(index: KeywordIndex, sub: SubQuery) -> np.ndarray:
+            scores = self._keyword_scores(index, sub, first.keyword_scores)
+            if scores is None or scores.max() <= 0:
+                return np.zeros(len(index.ids), dtype=np.float32)
+            return scores / scores.max()
+
+        vector_rows, vectors = self.stored_vectors()
+        parts = np.stack([first.vectors[sub.text] for sub in plan])
+        chunk_cosine = parts @ vectors[[vector_rows[c] for c in flat]].T
+        chunk_keyword_rows = [chunks.rows[c] for c in flat]
+        chunk_keywords = np.stack([normalised(chunks, sub)[chunk_keyword_rows] for sub in plan])
+        named = {source for sub in plan for source in sub.sources}
+        windows = [sub.days for sub in plan if sub.days]
+        doc_ids = [str(sections.retriever.corpus[row].get("doc_id", "")) for row in rows]
+        in_first = set(first_rows)
+        signals = PoolSignals(
+            is_claim=[i > 0 and sub.text != question for i, sub in enumerate(plan)],
+            is_sourced_question=[i > 0 and sub.text == question for i, sub in enumerate(plan)],
+            section_keywords=np.stack([normalised(sections, sub)[rows] for sub in plan]),
+            chunk_keywords=np.maximum.reduceat(chunk_keywords, starts, axis=1),
+            cosine=np.maximum.reduceat(chunk_cosine, starts, axis=1),
+            doc_ids=doc_ids,
+            from_named_source=np.isin(sections._sources[rows], list(named)),
+            in_named_date_window=np.array(
+                [any(low <= day <= high for low, high in windows) for day in sections._days[rows]],
+                dtype=bool,
+            ),
+            position=np.array([self._section_position[row] for row in rows]),
+            sections_in_article=np.array([len(self._article_sections[d]) for d in doc_ids]),
+            first_stage=np.array([row in in_first for row in rows], dtype=bool),
+        )
+        return Pool(
+            rows,
+            signals,
+            flat,
+            [*starts.tolist(), len(flat)],
+            chunk_keywords + chunk_cosine,
+            chunk_cosine[0],
+        )
+
+    def _member_chunks(self, section_row: int) -> list[str]:
+        """The chunks of a section that are indexed (all of them in a consistent index)."""
+        assert self._sections is not None and self._chunks is not None
+        vector_rows, _ = self.stored_vectors()
+        entry = self._sections.retriever.corpus[section_row]
+        return [
+            chunk_id
+            for chunk_id in str(entry.get("chunk_ids", "")).split()
+            if chunk_id in self._chunks.rows and chunk_id in vector_rows
         ]
-        wanted = sorted({rows[i] for g in groups for i in g if i in rows})
-        column = {row: j for j, row in enumerate(wanted)}
-        # cosine of every part of the question with every chunk of the pooled sections
-        similarity = question_vectors @ vectors[wanted].T
-        closeness = [
-            max((float(similarity[:, column[rows[i]]].max()) for i in g if i in rows), default=-1)
-            for g in groups
-        ]
-        for candidate in pool:  # the shown chunk's similarity, for the relevance gate
-            if candidate.chunk_id in rows:
-                shown = column[rows[candidate.chunk_id]]
-                candidate.dense_similarity = float(similarity[0, shown])
-        dense_rank = np.empty(len(pool), dtype=int)
-        dense_rank[np.argsort(-np.array(closeness), kind="stable")] = np.arange(len(pool))
-        weight = self.settings.rerank_dense_weight
-        fused = [rrf(1.0, j) + rrf(weight, int(dense_rank[j])) for j in range(len(pool))]
-        order = sorted(range(len(pool)), key=lambda j: -fused[j])
-        return [pool[j] for j in order] + candidates[len(pool) :]
+
+    def _ranked_pool(self, first: FirstStage, pool: Pool, scores: np.ndarray) -> list[Candidate]:
+        """The pool in the learned order, cut to `rerank_pool`, then the rest of the first
+        ranking. A section the first ranking did not hold shows its chunk that best matches a
+        part of the question; each shown chunk's cosine with the question is kept for the
+        relevance gate."""
+        sections, chunks = self._sections, self._chunks
+        assert sections is not None and chunks is not None
+        bounds, flat = pool.chunk_bounds, pool.chunk_ids
+        in_pool = {sections.rows[c.key]: c for c in first.candidates[: self.settings.rerank_pool]}
+        question_scores = first.keyword_scores.get((id(sections), first.plan[0]))
+        ranked: list[Candidate] = []
+        for j in np.argsort(-scores, kind="stable")[: self.settings.rerank_pool].tolist():
+            row, span = pool.rows[j], range(bounds[j], bounds[j + 1])
+            candidate = in_pool.get(row)
+            if candidate is None:
+                focus = max(span, key=lambda i: pool.chunk_match[:, i].max())
+                node = chunks.node(chunks.rows[flat[focus]])
+                keyword = float(question_scores[row]) if question_scores is not None else None
+                candidate = Candidate(
+                    NodeWithScore(node=node), 0.0, None, keyword, section=sections.node(row)
+                )
+            else:
+                focus = next((i for i in span if flat[i] == candidate.chunk_id), span[0])
+            candidate.score = float(scores[j])
+            candidate.node.score = candidate.score
+            candidate.dense_similarity = float(pool.chunk_question_cosine[focus])
+            ranked.append(candidate)
+        kept = {c.key for c in ranked}
+        return ranked + [c for c in first.candidates if c.key not in kept]
 
 
 def rrf(weight: float, rank: int) -> float:

@@ -217,31 +217,59 @@ def test_a_short_question_ranks_chunks(settings):
     assert "Cyclists asked for a separate lane" in top.unit_text
 
 
-def test_rerank_lifts_the_section_whose_chunk_is_closest_to_a_claim(settings):
-    from rag.retrieve import Candidate
+def _ranker_file(tmp_path, feature: str, weight: float):
+    """Weights that rank by one feature alone (no standardising)."""
+    from rag.rank import FEATURES, LinearRanker
 
-    def section(name: str, chunk_ids: list[str]) -> Candidate:
-        shown = TextNode(id_=chunk_ids[0], text=name)
-        ids = {"chunk_ids": " ".join(chunk_ids)}
-        unit = TextNode(id_=f"{name}-section", text=name, metadata=ids)
-        return Candidate(NodeWithScore(node=shown), 1.0, None, 1.0, section=unit)
+    weights = np.array([weight if name == feature else 0.0 for name in FEATURES])
+    ranker = LinearRanker(weights, np.zeros(len(FEATURES)), np.ones(len(FEATURES)), {})
+    path = tmp_path / "ranker.json"
+    path.write_text(ranker.to_json())
+    return path
 
-    first, second, third, tail = (
-        section("a", ["a1", "a2"]),
-        section("b", ["b1", "b2"]),
-        section("c", ["c1", "c2"]),
-        section("d", ["d1"]),
-    )
-    retriever = Retriever(settings, kb=None)
-    axes = np.eye(4, dtype=np.float32)
-    # the claim (second question vector) is c2's direction; a1 is near the whole question
-    stored = {"a1": axes[0] * 0.6 + axes[3] * 0.8, "a2": axes[3], "b1": axes[3], "b2": axes[3]}
-    stored |= {"c1": axes[3], "c2": axes[1], "d1": axes[1]}
-    retriever._vectors = ({k: i for i, k in enumerate(stored)}, np.array(list(stored.values())))
-    settings.rerank_pool, settings.rerank_dense_weight = 3, 1.0
-    question_vectors = np.array([axes[0], axes[1]])
-    ranked = retriever._rerank_by_closest_chunk([first, second, third, tail], question_vectors)
-    # c's chunk matches the claim exactly: it passes b; a keeps first place (first ranking +
-    # second-closest); d is outside the pool and stays last although it matches too
-    assert [c.section.text for c in ranked] == ["a", "c", "b", "d"]
-    assert abs(first.dense_similarity - 0.6) < 1e-6 and tail.dense_similarity is None
+
+LONG_BRIDGE_QUESTION = (
+    "After the harbour bridge opened and the ferry service across the harbour stopped, which "
+    "request about a separate lane did the cyclists make, and why did the council refuse it?"
+)
+
+
+def test_the_learned_ranking_orders_the_pool_and_adds_the_articles_other_sections(
+    settings, tmp_path
+):
+    kb = _chunked_kb(settings, " ".join(SENTENCES))
+    settings.ranker_weights = _ranker_file(tmp_path, "position_in_article", 1.0)
+    settings.rerank_pool, settings.rerank_expand_docs = 2, 1
+    retriever = Retriever(settings, kb)
+    sections = retriever.keyword_retriever()
+    article = [sections.node(row).node_id for row in retriever._article_sections["d"]]
+    first = [c.key for c in retriever.first_stage(LONG_BRIDGE_QUESTION).candidates]
+    assert len(article) == 3 and first[:2] == [article[1], article[0]]
+    retrieval = retriever.retrieve(LONG_BRIDGE_QUESTION)
+    # the pool is the first two and, from the best article, the section the pool lacked; the
+    # weights reward an article's last sections, so that one leads
+    assert [c.key for c in retrieval.candidates] == [article[2], article[1], article[0]]
+    for candidate in retrieval.candidates:  # each shows one of its own chunks
+        assert candidate.chunk_id in candidate.section.metadata["chunk_ids"].split()
+        assert candidate.node.node.text in candidate.unit_text
+    # the ranked ones carry their shown chunk's cosine with the question, for the relevance gate
+    assert all(c.dense_similarity is not None for c in retrieval.candidates[:2])
+    # no article added: the last section is not pooled, so it cannot be lifted; it follows
+    settings.rerank_expand_docs = 0
+    retrieval = Retriever(settings, kb).retrieve(LONG_BRIDGE_QUESTION)
+    assert [c.key for c in retrieval.candidates] == [article[1], article[0], article[2]]
+    settings.ranker_weights = _ranker_file(tmp_path, "position_in_article", -1.0)
+    settings.rerank_expand_docs = 1
+    retrieval = Retriever(settings, kb).retrieve(LONG_BRIDGE_QUESTION)
+    assert [c.key for c in retrieval.candidates] == article
+
+
+def test_without_the_learned_ranking_the_first_stage_order_stands(settings, tmp_path):
+    kb = _chunked_kb(settings, " ".join(SENTENCES))
+    settings.ranker_weights = _ranker_file(tmp_path, "position_in_article", 1.0)
+    settings.rerank_pool = 0
+    retriever = Retriever(settings, kb)
+    first = retriever.first_stage(LONG_BRIDGE_QUESTION)
+    retrieval = retriever.retrieve(LONG_BRIDGE_QUESTION)
+    assert [c.key for c in retrieval.candidates] == [c.key for c in first.candidates]
+    assert "Cyclists asked for a separate lane" in retrieval.candidates[0].unit_text
