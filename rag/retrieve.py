@@ -553,8 +553,9 @@ class Retriever:
         return sorted(candidates, key=lambda c: c.score, reverse=True)
 
     def first_stage(self, query: str) -> FirstStage | None:
-        """The plan and its fused ranking (None when nothing is indexed)."""
-        if self.kb.chunks.count() == 0 or self.keyword_retriever() is None:
+        """The plan and its fused ranking (None when nothing is indexed: then there is no
+        keyword index either, and asking it is cheaper than counting Chroma's chunks)."""
+        if self.keyword_retriever() is None:
             return None
         plan = plan_queries(query, self._aliases)
         k = self.settings.retrieve_k
