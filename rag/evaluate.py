@@ -210,6 +210,28 @@ def collection_name(corpus_bytes: bytes, settings: Settings) -> str:
     return f"eval-{digest[:12]}"
 
 
+def ranker_note(questions_bytes: bytes, settings: Settings) -> str | None:
+    """Says so when the learned ranking's weights were fitted on the questions being measured
+    (they record a hash of their training questions), so nobody reads those figures as held
+    out."""
+    from rag.rank import LinearRanker
+
+    try:
+        ranker = LinearRanker.load(settings.ranker_weights) if settings.ranker_weights else None
+        ranker = ranker or LinearRanker.load()
+    except ValueError:
+        return None
+    digest = hashlib.sha256(questions_bytes).hexdigest()[:12]
+    if ranker.trained_on.get("questions_sha256_12") != digest:
+        return None
+    return (
+        "The learned ranking's weights (rag/rank.py) were fitted on these questions "
+        f"({ranker.trained_on.get('n_questions', '?')} of them, `evals/train_ranker.py`): "
+        "for its figures on questions it was not fitted on, see its report "
+        "(evals/reports/ranker: fitted on one half, measured on the other)."
+    )
+
+
 def stratified_sample(questions: Sequence[Question], n: int, seed: int) -> list[Question]:
     """A fixed sample of n questions, question types in proportion (largest remainder), each
     type at least once when n allows; the original order is kept."""
@@ -1353,6 +1375,8 @@ def _main(args: argparse.Namespace, settings: Settings, make_engine: Callable) -
     )
 
     notes: list[str] = []
+    if note := ranker_note(questions_path.read_bytes(), settings):
+        notes.append(note)
     recorder = None
     inner_llm = None
     if full:

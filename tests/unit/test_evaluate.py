@@ -457,3 +457,23 @@ def test_the_recording_llm_hands_prefix_caching_to_the_model():
     plain = FakeLLM("ok")
     RecordingLLM(plain).prime(prefix)  # no prime of its own: asked for one token
     assert plain.calls == [prefix]
+
+
+def test_a_report_says_when_the_ranking_was_fitted_on_its_questions(settings, tmp_path):
+    import hashlib
+
+    import numpy as np
+
+    from rag.rank import FEATURES, LinearRanker
+
+    questions = b'{"question": "Who?", "answers": ["x"]}\n'
+    digest = hashlib.sha256(questions).hexdigest()[:12]
+    n = len(FEATURES)
+    trained = {"questions_sha256_12": digest, "n_questions": 7}
+    path = tmp_path / "weights.json"
+    path.write_text(LinearRanker(np.zeros(n), np.zeros(n), np.ones(n), trained).to_json())
+    settings.ranker_weights = path
+    note = evaluate.ranker_note(questions, settings)
+    assert note and "fitted on these questions (7 of them" in note
+    assert "evals/reports/ranker" in note
+    assert evaluate.ranker_note(questions + b"\n", settings) is None  # other questions
