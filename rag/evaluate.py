@@ -217,8 +217,7 @@ def ranker_note(questions_bytes: bytes, settings: Settings) -> str | None:
     from rag.rank import LinearRanker
 
     try:
-        ranker = LinearRanker.load(settings.ranker_weights) if settings.ranker_weights else None
-        ranker = ranker or LinearRanker.load()
+        ranker = LinearRanker.load(settings.ranker_weights)
     except ValueError:
         return None
     digest = hashlib.sha256(questions_bytes).hexdigest()[:12]

@@ -3,8 +3,9 @@
 Must run before tiktoken, chromadb, gradio or huggingface libraries are imported: they read
 these variables at import time and otherwise try to download files or send telemetry. It also
 keeps numpy's OpenBLAS to one thread: rag's matrix products are small, and OpenBLAS's threads,
-once woken, spin on the two cores the embedder needs next (retrieval p50 at 29,317 chunks 45 ms
-with them, 31 ms without; the embedder runs on onnxruntime's own threads).
+once woken, spin on the two cores the embedder needs next (MultiHop dev retrieval p50 at 29,317
+chunks 44.2 ms with them, 27.2 ms without: evals/history.jsonl, commits 6276bee and 9f6e8ac;
+the embedder runs on onnxruntime's own threads).
 """
 
 from __future__ import annotations

@@ -131,8 +131,10 @@ class LinearRanker:
         )
 
     @classmethod
-    def load(cls, path: Path = SHIPPED_WEIGHTS) -> LinearRanker:
-        """Weights written by `evals/train_ranker.py`; they must be for this code's features."""
+    def load(cls, path: Path | None = None) -> LinearRanker:
+        """Weights written by `evals/train_ranker.py` (None: the shipped ones); they must be for
+        this code's features."""
+        path = path or SHIPPED_WEIGHTS
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:

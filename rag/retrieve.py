@@ -82,6 +82,7 @@ class FirstStage:
 
     plan: list[SubQuery]
     long: bool
+    learned: bool  # the learned ranking orders it next (a long question, rerank_pool > 1)
     candidates: list[Candidate]
     vectors: dict[str, np.ndarray]  # embedded plan texts (long questions: every part)
     keyword_scores: dict[tuple[int, SubQuery], np.ndarray | None]  # (index id, sub) -> BM25
@@ -261,8 +262,8 @@ class KeywordIndex:
         corpus = bm25_retriever.corpus
         self.ids = [str(entry["node_id"]) for entry in corpus]
         self.rows = {node_id: row for row, node_id in enumerate(self.ids)}
-        self._sources = np.array([entry.get("source") or "" for entry in corpus], dtype=object)
-        self._days = np.array([int(entry.get("published_day") or 0) for entry in corpus])
+        self.sources = np.array([entry.get("source") or "" for entry in corpus], dtype=object)
+        self.days = np.array([int(entry.get("published_day") or 0) for entry in corpus])
         self._masks: dict[tuple, np.ndarray] = {}
 
     def node(self, row: int) -> TextNode:
@@ -277,11 +278,11 @@ class KeywordIndex:
         key = (sub.sources, sub.days)
         mask = self._masks.get(key)
         if mask is None:
-            admitted = np.ones(len(self._days), dtype=bool)
+            admitted = np.ones(len(self.days), dtype=bool)
             if sub.sources:
-                admitted &= np.isin(self._sources, list(sub.sources))
+                admitted &= np.isin(self.sources, list(sub.sources))
             if sub.days:
-                admitted &= (self._days >= sub.days[0]) & (self._days <= sub.days[1])
+                admitted &= (self.days >= sub.days[0]) & (self.days <= sub.days[1])
             if len(self._masks) >= MAX_CACHED_MASKS:
                 self._masks.clear()
             mask = self._masks[key] = admitted.astype(np.float32)
@@ -328,6 +329,7 @@ class Retriever:
         self._vectors: tuple[dict[str, int], np.ndarray] | None = None  # see stored_vectors
         self._article_sections: dict[str, list[int]] = {}  # doc id -> section rows, in order
         self._section_position: list[int] = []  # section row -> its index in its article
+        self._section_chunks: list[list[str]] = []  # section row -> its chunk ids
         self._ranker: LinearRanker | None = None
         self._lock = threading.Lock()
 
@@ -352,6 +354,7 @@ class Retriever:
         self._section_of = {}
         self._article_sections = defaultdict(list)
         self._section_position = []
+        self._section_chunks = []
         self._vectors = None
         indexes = None
         if folder.is_dir() and section_folder.is_dir():
@@ -382,14 +385,14 @@ class Retriever:
             article = self._article_sections[str(entry.get("doc_id", ""))]
             self._section_position.append(len(article))
             article.append(row)
-            for chunk_id in str(entry.get("chunk_ids", "")).split():
+            self._section_chunks.append(str(entry.get("chunk_ids", "")).split())
+            for chunk_id in self._section_chunks[row]:
                 self._section_of[chunk_id] = section_id
 
     def ranker(self) -> LinearRanker:
         """The learned ranking's weights (the shipped ones unless settings name a file)."""
         if self._ranker is None:
-            path = self.settings.ranker_weights
-            self._ranker = LinearRanker.load(path) if path else LinearRanker.load()
+            self._ranker = LinearRanker.load(self.settings.ranker_weights)
         return self._ranker
 
     def stored_vectors(self) -> tuple[dict[str, int], np.ndarray]:
@@ -469,8 +472,10 @@ class Retriever:
         keyword_scores: dict[tuple[int, SubQuery], np.ndarray | None],
     ) -> list[Candidate]:
         """Chunks ranked by fusing their dense and BM25 ranks."""
-        assert self._chunks is not None
-        keyword = self._chunks.search(sub, self.settings.retrieve_k)
+        chunks = self._chunks
+        assert chunks is not None
+        scores = self._keyword_scores(chunks, sub, keyword_scores)
+        keyword = chunks.search(sub, self.settings.retrieve_k, scores)
         return fuse(dense, keyword, dense_weight, self.settings.keyword_weight)
 
     @staticmethod
@@ -587,7 +592,7 @@ class Retriever:
         # one list, or all of them in the planned order
         candidates = ranked_lists[0] if len(ranked_lists) == 1 else interleave(ranked_lists)
         vectors_by_text = {t: np.asarray(v, dtype=np.float32) for t, v in embeddings.items()}
-        return FirstStage(plan, long, candidates, vectors_by_text, keyword_scores)
+        return FirstStage(plan, long, learned, candidates, vectors_by_text, keyword_scores)
 
     def retrieve(self, query: str) -> Retrieval:
         """Ranked candidates for the question, best first, with the plan that produced them."""
@@ -595,7 +600,7 @@ class Retriever:
         if first is None:
             return Retrieval([], [SubQuery(query)])
         candidates = first.candidates
-        if first.long and self.settings.rerank_pool > 1 and candidates:
+        if first.learned and candidates:
             pool = self.pool(first)
             if pool.rows:
                 scores = self.ranker().score(features(pool.signals))
@@ -613,7 +618,12 @@ class Retriever:
         wanted = list(first_rows)
         for candidate in first.candidates[: self.settings.rerank_expand_docs]:
             wanted += self._article_sections.get(candidate.doc_id, [])
-        members = {row: self._member_chunks(row) for row in dict.fromkeys(wanted)}
+        vector_rows, vectors = self.stored_vectors()
+        # a section's chunks that are indexed (all of them in a consistent index)
+        members = {
+            row: [c for c in self._section_chunks[row] if c in chunks.rows and c in vector_rows]
+            for row in dict.fromkeys(wanted)
+        }
         rows = [row for row, group in members.items() if group]
         flat = [chunk_id for row in rows for chunk_id in members[row]]
         starts = np.cumsum([0] + [len(members[row]) for row in rows[:-1]])
@@ -626,7 +636,6 @@ class Retriever:
                 return np.zeros(len(index.ids), dtype=np.float32)
             return scores / scores.max()
 
-        vector_rows, vectors = self.stored_vectors()
         parts = np.stack([first.vectors[sub.text] for sub in plan])
         chunk_cosine = parts @ vectors[[vector_rows[c] for c in flat]].T
         chunk_keyword_rows = [chunks.rows[c] for c in flat]
@@ -642,9 +651,9 @@ class Retriever:
             chunk_keywords=np.maximum.reduceat(chunk_keywords, starts, axis=1),
             cosine=np.maximum.reduceat(chunk_cosine, starts, axis=1),
             doc_ids=doc_ids,
-            from_named_source=np.isin(sections._sources[rows], list(named)),
+            from_named_source=np.isin(sections.sources[rows], list(named)),
             in_named_date_window=np.array(
-                [any(low <= day <= high for low, high in windows) for day in sections._days[rows]],
+                [any(low <= day <= high for low, high in windows) for day in sections.days[rows]],
                 dtype=bool,
             ),
             position=np.array([self._section_position[row] for row in rows]),
@@ -660,17 +669,6 @@ class Retriever:
             chunk_cosine[0],
         )
 
-    def _member_chunks(self, section_row: int) -> list[str]:
-        """The chunks of a section that are indexed (all of them in a consistent index)."""
-        assert self._sections is not None and self._chunks is not None
-        vector_rows, _ = self.stored_vectors()
-        entry = self._sections.retriever.corpus[section_row]
-        return [
-            chunk_id
-            for chunk_id in str(entry.get("chunk_ids", "")).split()
-            if chunk_id in self._chunks.rows and chunk_id in vector_rows
-        ]
-
     def _ranked_pool(self, first: FirstStage, pool: Pool, scores: np.ndarray) -> list[Candidate]:
         """The pool in the learned order, cut to `rerank_pool`, then the rest of the first
         ranking. A section the first ranking did not hold shows its chunk that best matches a
@@ -680,7 +678,7 @@ class Retriever:
         assert sections is not None and chunks is not None
         bounds, flat = pool.chunk_bounds, pool.chunk_ids
         in_pool = {sections.rows[c.key]: c for c in first.candidates[: self.settings.rerank_pool]}
-        question_scores = first.keyword_scores.get((id(sections), first.plan[0]))
+        question_scores = self._keyword_scores(sections, first.plan[0], first.keyword_scores)
         ranked: list[Candidate] = []
         for j in np.argsort(-scores, kind="stable")[: self.settings.rerank_pool].tolist():
             row, span = pool.rows[j], range(bounds[j], bounds[j + 1])
