@@ -210,24 +210,45 @@ def collection_name(corpus_bytes: bytes, settings: Settings) -> str:
     return f"eval-{digest[:12]}"
 
 
-def ranker_note(questions_bytes: bytes, settings: Settings) -> str | None:
-    """Says so when the learned ranking's weights were fitted on the questions being measured
-    (they record a hash of their training questions), so nobody reads those figures as held
-    out."""
-    from rag.rank import LinearRanker
+RANKER_FOLDS = REPO / "evals" / "ranker-folds"  # written by evals/train_ranker.py
+
+
+def held_out_ranking(questions_bytes: bytes, settings: Settings) -> tuple[Any, str | None]:
+    """When the learned ranking's model was fitted on the questions being measured (it records
+    a hash of its training questions), the fold models that `evals/train_ranker.py` fitted on
+    parts of them, to rank each question with one that never saw it; and a note for the report
+    saying which was done. (None, None) when the model was fitted on other questions."""
+    from rag.rank import HeldOutRanker, TreeRanker
 
     try:
-        ranker = LinearRanker.load(settings.ranker_weights)
+        ranker = TreeRanker.load(settings.ranker_weights)
     except ValueError:
-        return None
+        return None, None
     digest = hashlib.sha256(questions_bytes).hexdigest()[:12]
     if ranker.trained_on.get("questions_sha256_12") != digest:
-        return None
-    return (
-        "The learned ranking's weights (rag/rank.py) were fitted on these questions "
-        f"({ranker.trained_on.get('n_questions', '?')} of them, `evals/train_ranker.py`): "
-        "for its figures on questions it was not fitted on, see its report "
-        "(evals/reports/ranker: fitted on one half, measured on the other)."
+        return None, None
+    folds = []
+    for path in sorted(RANKER_FOLDS.glob("fold-*.json")):
+        try:
+            fold = TreeRanker.load(path)
+        except ValueError:
+            continue
+        if fold.trained_on.get("questions_sha256_12") == digest:
+            folds.append(fold)
+    if len(folds) >= 2:
+        inside = RANKER_FOLDS.is_relative_to(REPO)
+        shown = RANKER_FOLDS.relative_to(REPO) if inside else RANKER_FOLDS
+        return HeldOutRanker(folds), (
+            "The learned ranking's model (rag/rank.py) was fitted on these questions, so each "
+            "question here is ranked by one of its fold models instead "
+            f"(`{shown}`, {len(folds)} folds, written by "
+            "`evals/train_ranker.py`): a model fitted on the other questions, never on it."
+        )
+    return None, (
+        "The learned ranking's model (rag/rank.py) was fitted on these questions "
+        f"({ranker.trained_on.get('n_questions', '?')} of them, `evals/train_ranker.py`), and no "
+        "fold models were found to rank them held out: these figures are not held out; see "
+        "the ranker's report (evals/reports/ranker) for held-out ones."
     )
 
 
@@ -542,14 +563,18 @@ def run_questions(
     questions: Sequence[Question],
     recorder: RecordingLLM | None,
     baseline: Baseline | None,
+    held_out: Any = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, list[dict[str, Any]]]:
     """rag and the baseline question by question, in turn, so a machine shared with other
     work slows both alike (each keeps its own fixed prompt prefix in one server slot); BM25 alone
-    (retrieval only) beside them."""
+    (retrieval only) beside them. `held_out` (a rag.rank.HeldOutRanker the engine's retriever
+    uses) is told each question first."""
     rows: list[dict[str, Any]] = []
     base_rows: list[dict[str, Any]] | None = [] if baseline else None
     keyword_rows: list[dict[str, Any]] = []
     for q in _progress(questions, "questions" if baseline else "rag"):
+        if held_out is not None:
+            held_out.hold_out(q.id)
         rows.append(rag_row(engine, q, recorder))
         if baseline is not None and base_rows is not None:
             base_rows.append(baseline.row(q))
@@ -1374,8 +1399,11 @@ def _main(args: argparse.Namespace, settings: Settings, make_engine: Callable) -
     )
 
     notes: list[str] = []
-    if note := ranker_note(questions_path.read_bytes(), settings):
+    held_out, note = held_out_ranking(questions_path.read_bytes(), settings)
+    if note:
         notes.append(note)
+    if held_out is not None:
+        engine.retriever.use_ranker(held_out)
     recorder = None
     inner_llm = None
     if full:
@@ -1406,7 +1434,9 @@ def _main(args: argparse.Namespace, settings: Settings, make_engine: Callable) -
                 "collection and embedder, no BM25, no fusion"
             )
     load_start = _load_average()
-    rows, baseline_rows, keyword_rows = run_questions(engine, questions, recorder, baseline)
+    rows, baseline_rows, keyword_rows = run_questions(
+        engine, questions, recorder, baseline, held_out
+    )
     load = {"cpus": os.cpu_count(), "start": load_start, "end": _load_average()}
 
     judge_info = None

@@ -30,7 +30,7 @@ import numpy as np
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from rag.config import Settings
-from rag.rank import LinearRanker, PoolSignals, features
+from rag.rank import PoolSignals, Ranker, TreeRanker, features
 from rag.store import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -318,7 +318,7 @@ class KeywordIndex:
 
 
 class Retriever:
-    def __init__(self, settings: Settings, kb: KnowledgeBase) -> None:
+    def __init__(self, settings: Settings, kb: KnowledgeBase, ranker: Ranker | None = None) -> None:
         self.settings = settings
         self.kb = kb
         self._chunks: KeywordIndex | None = None
@@ -330,7 +330,7 @@ class Retriever:
         self._article_sections: dict[str, list[int]] = {}  # doc id -> section rows, in order
         self._section_position: list[int] = []  # section row -> its index in its article
         self._section_chunks: list[list[str]] = []  # section row -> its chunk ids
-        self._ranker: LinearRanker | None = None
+        self._ranker = ranker  # None: loaded from settings when a long question first needs it
         self._lock = threading.Lock()
 
     def keyword_retriever(self) -> KeywordIndex | None:
@@ -389,10 +389,14 @@ class Retriever:
             for chunk_id in self._section_chunks[row]:
                 self._section_of[chunk_id] = section_id
 
-    def ranker(self) -> LinearRanker:
-        """The learned ranking's weights (the shipped ones unless settings name a file)."""
+    def use_ranker(self, ranker: Ranker) -> None:
+        """Rank long questions with this model from now on (`rag eval` ranks held out)."""
+        self._ranker = ranker
+
+    def ranker(self) -> Ranker:
+        """The learned ranking's model (the shipped one unless settings name a file)."""
         if self._ranker is None:
-            self._ranker = LinearRanker.load(self.settings.ranker_weights)
+            self._ranker = TreeRanker.load(self.settings.ranker_weights)
         return self._ranker
 
     def stored_vectors(self) -> tuple[dict[str, int], np.ndarray]:

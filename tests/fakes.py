@@ -1,5 +1,6 @@
-"""Scripted fakes for the seams: an LLM with queued responses, a bag-of-words embedder, and the
-records a knowledge base hands the page (documents, ingest reports, file errors)."""
+"""Scripted fakes for the seams: an LLM with queued responses, a bag-of-words embedder, a ranking
+model that follows one feature, and the records a knowledge base hands the page (documents,
+ingest reports, file errors)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,18 @@ class PrimingLLM(FakeLLM):
 class FailingLLM(FakeLLM):
     def __init__(self, message: str = "Cannot reach the LLM at http://127.0.0.1:9: is it running?"):
         super().__init__(*([LLMError(message)] * 10))
+
+
+class ByFeature:
+    """A ranking model (rag.rank.Ranker) that scores candidates by one feature alone."""
+
+    def __init__(self, feature: str, sign: float = 1.0) -> None:
+        from rag.rank import FEATURES
+
+        self.column, self.sign = FEATURES.index(feature), sign
+
+    def score(self, matrix: Any) -> Any:
+        return self.sign * matrix[:, self.column]
 
 
 class FakeEmbedding(BaseEmbedding):

@@ -459,21 +459,72 @@ def test_the_recording_llm_hands_prefix_caching_to_the_model():
     assert plain.calls == [prefix]
 
 
-def test_a_report_says_when_the_ranking_was_fitted_on_its_questions(settings, tmp_path):
-    import hashlib
-
+def _tree_model(path: Path, **trained_on) -> Path:
+    """A small LambdaMART model over the real features, saved with this training record."""
     import numpy as np
 
-    from rag.rank import FEATURES, LinearRanker
+    from rag.rank import FEATURES, fit_lambdamart
 
-    questions = b'{"question": "Who?", "answers": ["x"]}\n'
+    rng = np.random.default_rng(len(path.name))
+    groups = [(rng.normal(size=(6, len(FEATURES))), np.arange(6) == 0) for _ in range(20)]
+    ranker = fit_lambdamart(groups, trained_on, rounds=3, num_leaves=3, min_data_in_leaf=5)
+    path.write_text(ranker.to_json())
+    return path
+
+
+def test_questions_the_ranking_was_fitted_on_are_ranked_by_held_out_folds(
+    settings, tmp_path, monkeypatch
+):
+    import hashlib
+
+    from rag.rank import HeldOutRanker
+
+    questions = b'{"id": "q1", "question": "Who?", "answers": ["x"]}\n'
     digest = hashlib.sha256(questions).hexdigest()[:12]
-    n = len(FEATURES)
-    trained = {"questions_sha256_12": digest, "n_questions": 7}
-    path = tmp_path / "weights.json"
-    path.write_text(LinearRanker(np.zeros(n), np.zeros(n), np.ones(n), trained).to_json())
-    settings.ranker_weights = path
-    note = evaluate.ranker_note(questions, settings)
-    assert note and "fitted on these questions (7 of them" in note
-    assert "evals/reports/ranker" in note
-    assert evaluate.ranker_note(questions + b"\n", settings) is None  # other questions
+    folds = tmp_path / "folds"
+    folds.mkdir()
+    monkeypatch.setattr(evaluate, "RANKER_FOLDS", folds)
+    settings.ranker_weights = _tree_model(
+        tmp_path / "shipped.json", questions_sha256_12=digest, n_questions=7
+    )
+    # no fold models: the figures are in-sample, and the note says so
+    ranker, note = evaluate.held_out_ranking(questions, settings)
+    assert ranker is None and "fitted on these questions (7 of them" in note
+    assert "not held out" in note and "evals/reports/ranker" in note
+    for k, ids in ((1, ["q1"]), (2, ["q2"])):
+        _tree_model(folds / f"fold-{k}.json", questions_sha256_12=digest, question_ids=ids)
+    _tree_model(folds / "fold-3.json", questions_sha256_12="other", question_ids=[])
+    ranker, note = evaluate.held_out_ranking(questions, settings)
+    assert isinstance(ranker, HeldOutRanker) and len(ranker.folds) == 2  # not the other file's
+    assert "2 folds" in note and "never on it" in note
+    assert evaluate.held_out_ranking(questions + b"\n", settings) == (None, None)
+
+
+def test_the_eval_tells_the_held_out_ranking_each_question(
+    data, eval_settings, tmp_path, monkeypatch
+):
+    import hashlib
+
+    from rag.rank import HeldOutRanker
+
+    digest = hashlib.sha256(data["questions"].read_bytes()).hexdigest()[:12]
+    folds = tmp_path / "folds"
+    folds.mkdir()
+    monkeypatch.setattr(evaluate, "RANKER_FOLDS", folds)
+    eval_settings.ranker_weights = _tree_model(tmp_path / "m.json", questions_sha256_12=digest)
+    for k, ids in ((1, ["q1"]), (2, ["q2", "q3"])):
+        _tree_model(folds / f"fold-{k}.json", questions_sha256_12=digest, question_ids=ids)
+    told: list[tuple[str, int]] = []
+    original = HeldOutRanker.hold_out
+
+    def hold_out(self, question_id):
+        original(self, question_id)
+        told.append((question_id, self.folds.index(self.current)))
+
+    monkeypatch.setattr(HeldOutRanker, "hold_out", hold_out)
+    engines: list = []
+    assert run_eval(data, eval_settings, "--retrieval-only", engines=engines) == 0
+    assert told == [("q1", 1), ("q2", 0), ("q3", 0)]
+    assert isinstance(engines[0].retriever.ranker(), HeldOutRanker)
+    report = next((tmp_path / "reports").rglob("*.md")).read_text()
+    assert "ranked by one of its fold models" in report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+from fakes import ByFeature
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from rag.retrieve import (
@@ -217,37 +217,24 @@ def test_a_short_question_ranks_chunks(settings):
     assert "Cyclists asked for a separate lane" in top.unit_text
 
 
-def _ranker_file(tmp_path, feature: str, weight: float):
-    """Weights that rank by one feature alone (no standardising)."""
-    from rag.rank import FEATURES, LinearRanker
-
-    weights = np.array([weight if name == feature else 0.0 for name in FEATURES])
-    ranker = LinearRanker(weights, np.zeros(len(FEATURES)), np.ones(len(FEATURES)), {})
-    path = tmp_path / "ranker.json"
-    path.write_text(ranker.to_json())
-    return path
-
-
 LONG_BRIDGE_QUESTION = (
     "After the harbour bridge opened and the ferry service across the harbour stopped, which "
     "request about a separate lane did the cyclists make, and why did the council refuse it?"
 )
 
 
-def test_the_learned_ranking_orders_the_pool_and_adds_the_articles_other_sections(
-    settings, tmp_path
-):
+def test_the_learned_ranking_orders_the_pool_and_adds_the_articles_other_sections(settings):
     kb = _chunked_kb(settings, " ".join(SENTENCES))
-    settings.ranker_weights = _ranker_file(tmp_path, "position_in_article", 1.0)
+    later_first = ByFeature("position_in_article")  # an article's last sections first
     settings.rerank_pool, settings.rerank_expand_docs = 2, 1
-    retriever = Retriever(settings, kb)
+    retriever = Retriever(settings, kb, ranker=later_first)
     sections = retriever.keyword_retriever()
     article = [sections.node(row).node_id for row in retriever._article_sections["d"]]
     first = [c.key for c in retriever.first_stage(LONG_BRIDGE_QUESTION).candidates]
     assert len(article) == 3 and first[:2] == [article[1], article[0]]
     retrieval = retriever.retrieve(LONG_BRIDGE_QUESTION)
     # the pool is the first two and, from the best article, the section the pool lacked; the
-    # weights reward an article's last sections, so that one leads
+    # model rewards an article's last sections, so that one leads
     assert [c.key for c in retrieval.candidates] == [article[2], article[1], article[0]]
     for candidate in retrieval.candidates:  # each shows one of its own chunks
         assert candidate.chunk_id in candidate.section.metadata["chunk_ids"].split()
@@ -256,19 +243,18 @@ def test_the_learned_ranking_orders_the_pool_and_adds_the_articles_other_section
     assert all(c.dense_similarity is not None for c in retrieval.candidates[:2])
     # no article added: the last section is not pooled, so it cannot be lifted; it follows
     settings.rerank_expand_docs = 0
-    retrieval = Retriever(settings, kb).retrieve(LONG_BRIDGE_QUESTION)
+    retrieval = Retriever(settings, kb, ranker=later_first).retrieve(LONG_BRIDGE_QUESTION)
     assert [c.key for c in retrieval.candidates] == [article[1], article[0], article[2]]
-    settings.ranker_weights = _ranker_file(tmp_path, "position_in_article", -1.0)
     settings.rerank_expand_docs = 1
-    retrieval = Retriever(settings, kb).retrieve(LONG_BRIDGE_QUESTION)
+    earlier_first = ByFeature("position_in_article", -1.0)
+    retrieval = Retriever(settings, kb, ranker=earlier_first).retrieve(LONG_BRIDGE_QUESTION)
     assert [c.key for c in retrieval.candidates] == article
 
 
-def test_without_the_learned_ranking_the_first_stage_order_stands(settings, tmp_path):
+def test_without_the_learned_ranking_the_first_stage_order_stands(settings):
     kb = _chunked_kb(settings, " ".join(SENTENCES))
-    settings.ranker_weights = _ranker_file(tmp_path, "position_in_article", 1.0)
     settings.rerank_pool = 0
-    retriever = Retriever(settings, kb)
+    retriever = Retriever(settings, kb, ranker=ByFeature("position_in_article"))
     first = retriever.first_stage(LONG_BRIDGE_QUESTION)
     retrieval = retriever.retrieve(LONG_BRIDGE_QUESTION)
     assert [c.key for c in retrieval.candidates] == [c.key for c in first.candidates]
