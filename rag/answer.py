@@ -175,20 +175,23 @@ class Engine:
     def warm_up(self, follow_ups: bool = True) -> None:
         """Load the model and put the fixed prompt prefixes in the server's cache, so the first
         question pays no start-up cost. With `follow_ups=False` the condense prompt is left to
-        `warm_up_follow_ups()` (a first question never needs it; `rag serve` runs it once the
+        `warm_up_rest()` (a first question never needs it; `rag serve` runs it once the
         page is up). Errors surface later, on a real question."""
         try:
             cache_prompt_prefixes(self.llm, follow_ups=False, prefix=self._prompt_prefix)
             if follow_ups:
-                self.warm_up_follow_ups()
+                self.warm_up_rest()
             self.retriever.retrieve("warm-up")  # loads the keyword index, runs the embedder
         except LLMError as exc:
             log.warning("warm-up failed: %s", exc)
 
-    def warm_up_follow_ups(self) -> None:
+    def warm_up_rest(self) -> None:
+        """What a first question does not need: the condense prompt (follow-ups) and the learned
+        ranking's model (long questions; ~0.5 s to load)."""
         try:
             prime(self.llm, condense_warm_up_messages())
-        except LLMError as exc:
+            self.retriever.ranker()
+        except (LLMError, ValueError) as exc:
             log.warning("warm-up failed: %s", exc)
 
     def answer(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:

@@ -186,8 +186,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         report = engine.kb.ingest([DEFAULT_DOCS], progress=_progress_bar("ingesting seeds"))
         print(f"ingested {len(report.added)} documents from {DEFAULT_DOCS}/")
     engine.warm_up(follow_ups=False)  # the first question then pays no start-up cost
-    # The condense prompt (follow-ups only) is cached while the page is already up.
-    threading.Thread(target=engine.warm_up_follow_ups, daemon=True).start()
+    # The condense prompt (follow-ups) and the ranking model load while the page is already up.
+    threading.Thread(target=engine.warm_up_rest, daemon=True).start()
     serve(engine, settings)
     return 0
 

@@ -92,8 +92,8 @@ class Settings(BaseSettings):
     # articles, are ranked again by a learned linear model (rag.rank); 0 or 1 turns it off.
     rerank_pool: int = Field(default=40, ge=0)
     rerank_expand_docs: int = Field(default=20, ge=0)
-    ranker_weights: Path | None = Field(
-        default=None, description="weights from evals/train_ranker.py; unset = shipped ones"
+    ranker_model: Path | None = Field(
+        default=None, description="a model from evals/train_ranker.py; unset = the shipped one"
     )
 
     # Web page

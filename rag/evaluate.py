@@ -93,7 +93,7 @@ SETTINGS_THAT_MATTER = (
     "min_dense_score",
     "rerank_pool",
     "rerank_expand_docs",
-    "ranker_weights",
+    "ranker_model",
     "judge_model",
 )
 
@@ -221,7 +221,7 @@ def held_out_ranking(questions_bytes: bytes, settings: Settings) -> tuple[Any, s
     from rag.rank import HeldOutRanker, TreeRanker
 
     try:
-        ranker = TreeRanker.load(settings.ranker_weights)
+        ranker = TreeRanker.load(settings.ranker_model)
     except ValueError:
         return None, None
     digest = hashlib.sha256(questions_bytes).hexdigest()[:12]

@@ -396,7 +396,7 @@ class Retriever:
     def ranker(self) -> Ranker:
         """The learned ranking's model (the shipped one unless settings name a file)."""
         if self._ranker is None:
-            self._ranker = TreeRanker.load(self.settings.ranker_weights)
+            self._ranker = TreeRanker.load(self.settings.ranker_model)
         return self._ranker
 
     def stored_vectors(self) -> tuple[dict[str, int], np.ndarray]:

@@ -180,8 +180,9 @@ def test_warm_up_caches_the_answer_prefix_and_leaves_condensing_for_later(kb, se
     engine.warm_up(follow_ups=False)
     assert len(llm.calls) == 1
     assert llm.calls[0][: len(engine._prompt_prefix)] == engine._prompt_prefix
-    engine.warm_up_follow_ups()
+    engine.warm_up_rest()
     assert len(llm.calls) == 2 and "Follow-up question" in llm.calls[1][-1]["content"]
+    assert engine.retriever._ranker is not None  # the learned ranking's model, loaded
     engine.warm_up()  # both, as `rag chat` does
     assert len(llm.calls) == 4
 

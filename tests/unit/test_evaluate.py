@@ -484,7 +484,7 @@ def test_questions_the_ranking_was_fitted_on_are_ranked_by_held_out_folds(
     folds = tmp_path / "folds"
     folds.mkdir()
     monkeypatch.setattr(evaluate, "RANKER_FOLDS", folds)
-    settings.ranker_weights = _tree_model(
+    settings.ranker_model = _tree_model(
         tmp_path / "shipped.json", questions_sha256_12=digest, n_questions=7
     )
     # no fold models: the figures are in-sample, and the note says so
@@ -511,7 +511,7 @@ def test_the_eval_tells_the_held_out_ranking_each_question(
     folds = tmp_path / "folds"
     folds.mkdir()
     monkeypatch.setattr(evaluate, "RANKER_FOLDS", folds)
-    eval_settings.ranker_weights = _tree_model(tmp_path / "m.json", questions_sha256_12=digest)
+    eval_settings.ranker_model = _tree_model(tmp_path / "m.json", questions_sha256_12=digest)
     for k, ids in ((1, ["q1"]), (2, ["q2", "q3"])):
         _tree_model(folds / f"fold-{k}.json", questions_sha256_12=digest, question_ids=ids)
     told: list[tuple[str, int]] = []
