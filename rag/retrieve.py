@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 MAX_CACHED_MASKS = 256  # filter masks kept between questions (one float per chunk each)
+MAX_CACHED_NODES = 8192  # parsed nodes kept per keyword index
 RRF_K = 60  # the constant of Cormack et al.; llama-index's QueryFusionRetriever uses it too
 MAX_CHUNKS_PER_DOC = 2  # in the first pass of merging, so one article cannot fill the list
 
@@ -265,11 +266,20 @@ class KeywordIndex:
         self.sources = np.array([entry.get("source") or "" for entry in corpus], dtype=object)
         self.days = np.array([int(entry.get("published_day") or 0) for entry in corpus])
         self._masks: dict[tuple, np.ndarray] = {}
+        self._nodes: dict[int, TextNode] = {}
 
     def node(self, row: int) -> TextNode:
+        """The entry as a node. Parsing one costs ~35 µs and a long question asks for ~150,
+        many twice (a section found by several sub-queries) or again for the next question, so
+        they are kept (retrieval never changes a node)."""
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
-        return metadata_dict_to_node(self.retriever.corpus[row])
+        node = self._nodes.get(row)
+        if node is None:
+            if len(self._nodes) >= MAX_CACHED_NODES:
+                self._nodes.clear()
+            node = self._nodes[row] = metadata_dict_to_node(self.retriever.corpus[row])
+        return node
 
     def mask(self, sub: SubQuery) -> np.ndarray | None:
         """Weights: 1 for entries the sub-query's source and date filters admit, else 0."""

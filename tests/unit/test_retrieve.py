@@ -259,3 +259,17 @@ def test_without_the_learned_ranking_the_first_stage_order_stands(settings):
     retrieval = retriever.retrieve(LONG_BRIDGE_QUESTION)
     assert [c.key for c in retrieval.candidates] == [c.key for c in first.candidates]
     assert "Cyclists asked for a separate lane" in retrieval.candidates[0].unit_text
+
+
+def test_keyword_index_parses_each_entry_once_and_keeps_a_bounded_number(settings, monkeypatch):
+    import rag.retrieve as retrieve_module
+
+    kb = _chunked_kb(settings, " ".join(SENTENCES))
+    retriever = Retriever(settings, kb)
+    retriever.keyword_retriever()
+    chunks = retriever._chunks
+    assert chunks.node(0) is chunks.node(0)  # parsed once
+    monkeypatch.setattr(retrieve_module, "MAX_CACHED_NODES", 2)
+    rows = range(min(5, len(chunks.ids)))
+    assert [chunks.node(row).node_id for row in rows] == [chunks.ids[row] for row in rows]
+    assert len(chunks._nodes) <= 2
