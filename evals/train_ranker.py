@@ -41,7 +41,7 @@ from rag.evaluate import (  # noqa: E402
 from rag.metrics import contains_fact  # noqa: E402
 from rag.rank import (  # noqa: E402
     ROUNDS,
-    SHIPPED_WEIGHTS,
+    SHIPPED_MODEL,
     TRAINING,
     Ranker,
     features,
@@ -128,7 +128,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--questions", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=SHIPPED_WEIGHTS, help="model file")
+    parser.add_argument("--out", type=Path, default=SHIPPED_MODEL, help="model file")
     parser.add_argument("--report", type=Path, default=REPO / "evals/reports/ranker/README.md")
     parser.add_argument(
         "--folds", type=Path, default=REPO / "evals/ranker-folds", help="fold models (rag eval)"

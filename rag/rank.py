@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     import lightgbm
 
-SHIPPED_WEIGHTS = Path(__file__).with_name("ranker.json")
+SHIPPED_MODEL = Path(__file__).with_name("ranker.json")
 
 FEATURES = (
     "best_claim_rank_chunk_keywords_and_cosine",  # 1 / (1 + its best rank for any claim)
@@ -165,7 +165,7 @@ class TreeRanker:
         this code's features."""
         import lightgbm
 
-        path = path or SHIPPED_WEIGHTS
+        path = path or SHIPPED_MODEL
         try:
             data = json.loads(path.read_text())
             model = str(data["lightgbm_model"])
