@@ -37,6 +37,7 @@ from rag.config import Settings
 from rag.events import Final, Passage, Searching, Sources, Turn
 from rag.ingest import CHUNK_SCHEMA, LoadedDocument, clean_text, derive_title
 from rag.llm import LLM, LLMError, Message
+from rag.rank import HeldOutRanker, TreeRanker, trained_on
 
 log = logging.getLogger(__name__)
 
@@ -213,28 +214,27 @@ def collection_name(corpus_bytes: bytes, settings: Settings) -> str:
 RANKER_FOLDS = REPO / "evals" / "ranker-folds"  # written by evals/train_ranker.py
 
 
-def held_out_ranking(questions_bytes: bytes, settings: Settings) -> tuple[Any, str | None]:
+def held_out_ranking(
+    questions_bytes: bytes, settings: Settings
+) -> tuple[HeldOutRanker | None, str | None]:
     """When the learned ranking's model was fitted on the questions being measured (it records
     a hash of its training questions), the fold models that `evals/train_ranker.py` fitted on
     parts of them, to rank each question with one that never saw it; and a note for the report
     saying which was done. (None, None) when the model was fitted on other questions."""
-    from rag.rank import HeldOutRanker, TreeRanker
-
     try:
-        ranker = TreeRanker.load(settings.ranker_model)
+        shipped = trained_on(settings.ranker_model)
     except ValueError:
         return None, None
     digest = hashlib.sha256(questions_bytes).hexdigest()[:12]
-    if ranker.trained_on.get("questions_sha256_12") != digest:
+    if shipped.get("questions_sha256_12") != digest:
         return None, None
     folds = []
     for path in sorted(RANKER_FOLDS.glob("fold-*.json")):
         try:
-            fold = TreeRanker.load(path)
+            if trained_on(path).get("questions_sha256_12") == digest:
+                folds.append(TreeRanker.load(path))
         except ValueError:
             continue
-        if fold.trained_on.get("questions_sha256_12") == digest:
-            folds.append(fold)
     if len(folds) >= 2:
         inside = RANKER_FOLDS.is_relative_to(REPO)
         shown = RANKER_FOLDS.relative_to(REPO) if inside else RANKER_FOLDS
@@ -246,7 +246,7 @@ def held_out_ranking(questions_bytes: bytes, settings: Settings) -> tuple[Any, s
         )
     return None, (
         "The learned ranking's model (rag/rank.py) was fitted on these questions "
-        f"({ranker.trained_on.get('n_questions', '?')} of them, `evals/train_ranker.py`), and no "
+        f"({shipped.get('n_questions', '?')} of them, `evals/train_ranker.py`), and no "
         "fold models were found to rank them held out: these figures are not held out; see "
         "the ranker's report (evals/reports/ranker) for held-out ones."
     )
@@ -563,7 +563,7 @@ def run_questions(
     questions: Sequence[Question],
     recorder: RecordingLLM | None,
     baseline: Baseline | None,
-    held_out: Any = None,
+    held_out: HeldOutRanker | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, list[dict[str, Any]]]:
     """rag and the baseline question by question, in turn, so a machine shared with other
     work slows both alike (each keeps its own fixed prompt prefix in one server slot); BM25 alone

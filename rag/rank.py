@@ -120,9 +120,9 @@ class Ranker(Protocol):
 # question's list. They replaced a linear model of the same features, which a weighted sum
 # limits to one weight per signal whatever the others say; held out on MultiHop-RAG dev (2-fold,
 # evals/reports/ranker) evidence recall@10 went from 0.720 / 0.736 to 0.762 / 0.775.
-# 200 trees of 63 leaves score a pool of ~170 sections in ~1.5 ms; 600 trees of 31 leaves
-# (about as good held out) took 6 ms. Single-threaded: OpenMP threads spinning on the two cores
-# would slow the embedder that runs next (as OpenBLAS's did, see rag/offline.py).
+# Fewer, larger trees than LightGBM's usual hundreds of small ones: scoring time grows with the
+# number of trees and is paid on every long question. Single-threaded: OpenMP threads spinning on
+# the two cores would slow the embedder that runs next (as OpenBLAS's did, see rag/offline.py).
 TRAINING = {
     "objective": "lambdarank",
     "lambdarank_truncation_level": 20,
@@ -166,21 +166,33 @@ class TreeRanker:
         import lightgbm
 
         path = path or SHIPPED_MODEL
+        data = _read_model_file(path)
         try:
-            data = json.loads(path.read_text())
-            model = str(data["lightgbm_model"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            booster = lightgbm.Booster(model_str=str(data["lightgbm_model"]))
+        except (KeyError, lightgbm.basic.LightGBMError) as exc:
             raise ValueError(f"cannot read ranker model {path}: {exc!r}") from exc
-        if data.get("features") != list(FEATURES):
-            raise ValueError(
-                f"ranker model {path} was trained for other features than this code computes; "
-                "retrain it with evals/train_ranker.py"
-            )
-        try:
-            booster = lightgbm.Booster(model_str=model)
-        except lightgbm.basic.LightGBMError as exc:
-            raise ValueError(f"cannot read ranker model {path}: {exc}") from exc
         return cls(booster, trained_on=data.get("trained_on") or {})
+
+
+def trained_on(path: Path | None = None) -> dict:
+    """What a model file records of its training (None: the shipped one), without building
+    its trees: `rag eval` checks it before deciding which models to load."""
+    return _read_model_file(path or SHIPPED_MODEL).get("trained_on") or {}
+
+
+def _read_model_file(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read ranker model {path}: {exc!r}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"cannot read ranker model {path}: not a JSON object")
+    if data.get("features") != list(FEATURES):
+        raise ValueError(
+            f"ranker model {path} was trained for other features than this code computes; "
+            "retrain it with evals/train_ranker.py"
+        )
+    return data
 
 
 def fit_lambdamart(

@@ -269,9 +269,9 @@ class KeywordIndex:
         self._nodes: dict[int, TextNode] = {}
 
     def node(self, row: int) -> TextNode:
-        """The entry as a node. Parsing one costs ~35 µs and a long question asks for ~150,
-        many twice (a section found by several sub-queries) or again for the next question, so
-        they are kept (retrieval never changes a node)."""
+        """The entry as a node. A long question asks for many, often the same section twice
+        (found by several sub-queries) or again for the next question, and parsing one is not
+        free, so they are kept (retrieval never changes a node)."""
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
         node = self._nodes.get(row)
