@@ -187,7 +187,7 @@ class Engine:
 
     def warm_up_rest(self) -> None:
         """What a first question does not need: the condense prompt (follow-ups) and the learned
-        ranking's model (long questions; ~0.5 s to load)."""
+        ranking's model (long questions; building its trees takes a moment)."""
         try:
             prime(self.llm, condense_warm_up_messages())
             self.retriever.ranker()
