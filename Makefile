@@ -29,7 +29,7 @@ run: model
 	$(BIN)/rag serve --ingest-if-empty
 
 lint: install
-	$(BIN)/ruff check rag tests evals benchmarks
+	$(BIN)/ruff check rag rag_eval tests benchmarks
 
 test-fast: install lint
 	$(BIN)/pytest -q -m "not slow and not browser"

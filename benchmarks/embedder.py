@@ -10,7 +10,6 @@ No Chroma, no LLM: what ingest speed is bounded by. Writes embedder.md into --ou
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -24,9 +23,12 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 import rag  # noqa: E402,F401  (offline environment first)
+from rag.knowledge_base.store import EMBED_GROUP_CHUNKS as GROUP  # noqa: E402
+from rag_eval.data import read_jsonl  # noqa: E402
+from rag_eval.provenance import git_commit  # noqa: E402
+from rag_eval.report import Block, render_markdown  # noqa: E402
 
 CORPUS = Path("/work/shared/datasets/multihop-rag/corpus.jsonl")
-GROUP = 256  # chunks per embedding call, as rag.store.EMBED_GROUP_CHUNKS
 
 
 def rate(embedder, texts: list[str]) -> float:
@@ -51,6 +53,45 @@ def agreement(reference, candidate, texts: list[str], queries: int = 200) -> tup
     return cosine, float(overlap)
 
 
+def report_blocks(
+    command: str,
+    chunks: int,
+    articles: int,
+    chunk_size: int,
+    batch: int,
+    rows: list[tuple[str, str, float]],
+    cosine: float,
+    overlap: float,
+) -> list[Block]:
+    """The report: what ran, on which machine and commit, the rates, and the agreement."""
+    return [
+        ("h1", "Embedder alone"),
+        ("p", f"Command: `{command}`"),
+        (
+            "p",
+            f"{datetime.now(UTC).isoformat(timespec='seconds')} · commit `{git_commit(REPO)}` · "
+            f"{len(os.sched_getaffinity(0))} CPUs · load average {os.getloadavg()[0]:.2f} at "
+            "the end",
+        ),
+        (
+            "p",
+            f"{chunks:,} chunks of {articles} MultiHop-RAG articles ({chunk_size} tokens), "
+            f"all-MiniLM-L6-v2, groups of {GROUP}, batches of {batch}.",
+        ),
+        (
+            "table",
+            ["model", "text embedded", "chunks/s"],
+            [[model, text, f"{value:.1f}"] for model, text, value in rows],
+        ),
+        (
+            "p",
+            f"Agreement of the int8-products vectors with the shipped file's (bare text, "
+            f"{chunks:,} chunks): mean cosine {cosine:.4f}; of each of 200 chunks' 10 nearest "
+            f"chunks, {overlap:.1%} are also among its 10 nearest with int8 products.",
+        ),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--articles", type=int, default=60)
@@ -59,14 +100,13 @@ def main() -> int:
 
     from rag.config import Settings
     from rag.embed import MiniLMEmbedding
-    from rag.evaluate import corpus_document, git_commit
     from rag.ingest import chunk_document, make_splitter
     from rag.models import minilm_onnx_path
+    from rag_eval.data import corpus_document
 
     settings = Settings()
     splitter = make_splitter(settings.chunk_size, settings.chunk_overlap)
-    with CORPUS.open() as handle:
-        records = [json.loads(line) for _, line in zip(range(args.articles), handle, strict=False)]
+    records = read_jsonl(CORPUS)[: args.articles]
     nodes = [n for r in records for n in chunk_document(corpus_document(r), splitter)]
     bare = [n.get_content(metadata_mode="embed") for n in nodes]
     with_header = [n.get_content(metadata_mode="llm") for n in nodes]  # title, source, date
@@ -82,30 +122,20 @@ def main() -> int:
     cosine, overlap = agreement(shipped, derived, bare)
 
     command = shlex.join([".venv/bin/python", "benchmarks/embedder.py", *sys.argv[1:]])
-    lines = [
-        "# Embedder alone",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"{datetime.now(UTC).isoformat(timespec='seconds')} · commit `{git_commit(REPO)}` · "
-        f"{len(os.sched_getaffinity(0))} CPUs · load average {os.getloadavg()[0]:.2f} at the end",
-        "",
-        f"{len(nodes):,} chunks of {args.articles} MultiHop-RAG articles "
-        f"({settings.chunk_size} tokens), all-MiniLM-L6-v2, groups of {GROUP}, batches of "
-        f"{derived.embed_batch_size}.",
-        "",
-        "| model | text embedded | chunks/s |",
-        "|---|---|---|",
-        *(f"| {model} | {text} | {value:.1f} |" for model, text, value in rows),
-        "",
-        f"Agreement of the int8-products vectors with the shipped file's (bare text, "
-        f"{len(bare):,} chunks): mean cosine {cosine:.4f}; of each of 200 chunks' 10 nearest "
-        f"chunks, {overlap:.1%} are also among its 10 nearest with int8 products.",
-        "",
-    ]
+    blocks = report_blocks(
+        command,
+        len(nodes),
+        args.articles,
+        settings.chunk_size,
+        derived.embed_batch_size,
+        rows,
+        cosine,
+        overlap,
+    )
+    text = render_markdown(blocks)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "embedder.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    (args.out / "embedder.md").write_text(text)
+    print(text)
     return 0
 
 

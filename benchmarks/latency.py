@@ -32,15 +32,13 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,10 +49,20 @@ sys.path.insert(0, str(REPO))
 
 # rag first: importing it sets the offline environment before other libraries load.
 from rag.events import Final, Token, Turn  # noqa: E402
-from rag.metrics import is_refusal_text, percentile  # noqa: E402
+from rag.llm import LLM, Endpoint, Message, OpenAICompatibleLLM  # noqa: E402
+from rag.text import count_tokens, is_refusal_text, strip_citations  # noqa: E402
+from rag_eval import report  # noqa: E402
+from rag_eval.data import SEED_DIR as EVAL_SEED_DIR  # noqa: E402
+from rag_eval.data import read_jsonl  # noqa: E402
+from rag_eval.metrics import contains_words, percentile_or_none  # noqa: E402
+from rag_eval.net import free_port  # noqa: E402
+from rag_eval.provenance import git_commit  # noqa: E402
+from rag_eval.runners import base_row  # noqa: E402
+
+Block = report.Block
 
 SEED_DIR = REPO / "seeds"
-SEED_QUESTIONS = REPO / "evals" / "seed" / "questions.jsonl"
+SEED_QUESTIONS = EVAL_SEED_DIR / "questions.jsonl"
 MULTIHOP = Path("/work/shared/datasets/multihop-rag")
 SEED_QUESTION = "Who led Russia's delegation?"
 FOLLOW_UP = "What did he say both sides agreed to?"
@@ -89,42 +97,31 @@ def ms_since(started: float) -> float:
 
 
 def median(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
+    """The eval's percentile at 50, over the values that were measured."""
+    return percentile_or_none([v for v in values if v is not None], 50)
 
 
 def p50_p95(values: Sequence[float]) -> dict[str, float | int | None]:
-    if not values:
-        return {"p50_ms": None, "p95_ms": None, "n": 0}
-    return {"p50_ms": percentile(values, 50), "p95_ms": percentile(values, 95), "n": len(values)}
+    return {
+        "p50_ms": percentile_or_none(values, 50),
+        "p95_ms": percentile_or_none(values, 95),
+        "n": len(values),
+    }
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
 def is_correct(answer: str, refused: bool, golds: Sequence[str], answerable: bool) -> bool:
-    """MultiHop accuracy as `rag eval` reports it (whole words; a Yes/No gold must be the
-    answer's first word, so "not" or a quoted "No. 3" do not count as "No"), citation marks
-    removed; for an unanswerable question (null_query) a refusal is the correct answer."""
-    from rag.evaluate import contains_words
-
+    """MultiHop accuracy as `rag eval` reports it in `answer_accuracy_words` (whole words; a
+    Yes/No gold must be the answer's first word, so "not" or a quoted "No. 3" do not count as
+    "No"), citation marks removed; for an unanswerable question (null_query) a refusal is the
+    correct answer. llama-index's answers are judged by the same rule as rag's."""
     refused = refused or is_refusal_text(answer)
     if not answerable:
         return refused
-    bare = re.sub(r"\[\s*\d+(?:\s*[,;\-\u2013]\s*\d+)*\s*\]", "", answer)
-    return not refused and contains_words(bare, golds) == 1.0
+    return not refused and contains_words(strip_citations(answer), golds) == 1.0
 
 
 def pick_articles(
@@ -160,9 +157,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def machine_info() -> dict[str, Any]:
-    from rag.evaluate import git_commit
+def load_averages() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
+
+def machine_info() -> dict[str, Any]:
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return {
         "nproc": len(os.sched_getaffinity(0)),
@@ -172,7 +171,7 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(REPO),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "load_average_at_start": load_averages(),
     }
 
 
@@ -229,9 +228,9 @@ def time_rag(engine: Any, calls: Any, question: str, history: Sequence[Turn] = (
 
 
 def make_call_log() -> Any:
-    """Records the chat messages of every LLM call since the last `reset()`, through
-    llama-index's instrumentation (rag's LLM client is llama-index's OpenAILike too). So the
-    baseline's prompts are counted exactly as rag counts its own (tiktoken cl100k)."""
+    """Records the chat messages of every LLM call since the last `reset()`: llama-index's
+    through its instrumentation, rag's through `RecordedLLM`. So both systems' calls are
+    counted the same way."""
     from llama_index.core.instrumentation import get_dispatcher
     from llama_index.core.instrumentation.event_handlers import BaseEventHandler
     from llama_index.core.instrumentation.events.llm import LLMChatStartEvent
@@ -256,11 +255,27 @@ def make_call_log() -> Any:
     return calls
 
 
+class RecordedLLM(LLM):
+    """rag's model with each answer or condense call written to the call log. rag does not
+    talk to its model through llama-index, so the instrumentation that sees the baseline's
+    calls does not see these. Priming the prompt cache is not a call the answer makes."""
+
+    def __init__(self, inner: LLM, calls: Any) -> None:
+        self.inner = inner
+        self.calls = calls
+        self.description = inner.description
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
+        self.calls.messages.append(list(messages))
+        return self.inner.stream(messages, max_tokens)
+
+    def prime(self, messages: Sequence[Message]) -> None:
+        self.inner.prime(messages)
+
+
 def time_llamaindex(query_engine: Any, calls: Any, question: str) -> Run:
     """The streamed answer of llama-index's query engine; prompt tokens are summed over all its
     LLM calls (the model reads all of them before the last one streams)."""
-    from rag.answer import count_tokens
-
     calls.reset()
     started = time.perf_counter()
     first = None
@@ -288,19 +303,37 @@ def time_llamaindex(query_engine: Any, calls: Any, question: str) -> Run:
     )
 
 
-def summarize_runs(runs: Sequence[Run]) -> dict[str, Any]:
-    ok = [r for r in runs if not r.error]
+def run_medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and medians of answered questions (`Run` fields); failed ones count as errors
+    and stay out of the medians."""
+    ok = [r for r in runs if not r["error"]]
     return {
         "n": len(runs),
         "errors": len(runs) - len(ok),
-        "ttft_ms_median": median(r.ttft_ms for r in ok),
-        "total_ms_median": median(r.total_ms for r in ok),
+        "ttft_ms_median": median(r["ttft_ms"] for r in ok),
+        "total_ms_median": median(r["total_ms"] for r in ok),
+        "prompt_tokens_median": median(r["prompt_tokens"] for r in ok),
+        "llm_calls_median": median(r.get("detail", {}).get("llm_calls") for r in ok),
+    }
+
+
+def summarize_runs(runs: Sequence[Run]) -> dict[str, Any]:
+    """Repeats of one question: the medians, and the first run apart (it alone misses the
+    server's cache of the whole prompt)."""
+    records = [asdict(r) for r in runs]
+    ok = [r for r in runs if not r.error]
+    return {
+        **run_medians(records),
         "ttft_ms_first": ok[0].ttft_ms if ok else None,
         "total_ms_first": ok[0].total_ms if ok else None,
-        "prompt_tokens_median": median(r.prompt_tokens for r in ok),
-        "llm_calls_median": median(r.detail.get("llm_calls") for r in ok),
-        "runs": [asdict(r) for r in runs],
+        "runs": records,
     }
+
+
+def answer_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Different questions, each asked once: the medians and the accuracy over all of them."""
+    accuracy = sum(r["correct"] for r in runs) / len(runs) if runs else None
+    return {**run_medians(runs), "accuracy": accuracy}
 
 
 # ------------------------------------------------------------------------------ systems
@@ -325,13 +358,23 @@ def bench_settings(data_dir: Path, gguf: Path, collection: str = "documents") ->
 
 
 @dataclass(frozen=True)
-class Endpoint:
-    """The model server both systems use."""
+class ModelServer:
+    """The model server both systems use, and what llama-index must be told about it."""
 
-    base_url: str  # .../v1
-    model: str
+    endpoint: Endpoint
     context_window: int  # tokens per request: the server's n_ctx over its slots
     max_tokens: int
+    slots: int
+
+    def record(self) -> dict[str, Any]:
+        """For the results; the API key is left out."""
+        return {
+            "base_url": self.endpoint.base_url,
+            "model": self.endpoint.model,
+            "context_window": self.context_window,
+            "max_tokens": self.max_tokens,
+            "slots": self.slots,
+        }
 
 
 def server_context_window(base_url: str, fallback: int) -> int:
@@ -344,6 +387,17 @@ def server_context_window(base_url: str, fallback: int) -> int:
         return fallback
 
 
+def model_server(llm: LLM, settings: Any) -> ModelServer:
+    """The endpoint of rag's own model server (connecting starts it)."""
+    from rag.llm.local import SLOTS
+
+    if not isinstance(llm, OpenAICompatibleLLM):
+        raise RuntimeError(f"the benchmark needs an OpenAI-compatible model server, not {llm}")
+    fallback = settings.local_llm_ctx // SLOTS
+    window = server_context_window(llm.base_url, fallback)
+    return ModelServer(llm.endpoint, window, settings.llm_max_tokens, SLOTS)
+
+
 def llama_document(doc: Any) -> Any:
     """rag's cleaned document as a llama-index Document (default metadata handling)."""
     from llama_index.core import Document
@@ -353,31 +407,22 @@ def llama_document(doc: Any) -> Any:
 
 
 def llamaindex_pipeline(
-    docs: Sequence[Any], embedder: Any, endpoint: Endpoint
+    docs: Sequence[Any], embedder: Any, server: ModelServer
 ) -> tuple[Any, dict[str, Any]]:
     """llama-index's default pipeline over the same documents, embedder and model server;
     returns the streaming query engine and its (timed) ingest. The LLM is told the server's
     real context window: with OpenAILike's default (3900) llama-index packs prompts that the
-    server rejects (HTTP 400, more than a slot's 2048 tokens)."""
+    server rejects (HTTP 400, more than a slot's tokens)."""
     from llama_index.core import VectorStoreIndex
-    from llama_index.llms.openai_like import OpenAILike
+
+    from rag.llm.openai_compatible import llama_index_llm
 
     documents = [llama_document(d) for d in docs]
     started = time.perf_counter()
     index = VectorStoreIndex.from_documents(documents, embed_model=embedder)
     seconds = ms_since(started) / 1000
     chunks = len(index.docstore.docs)
-    llm = OpenAILike(
-        api_base=endpoint.base_url,
-        model=endpoint.model,
-        is_chat_model=True,
-        api_key="none",
-        max_tokens=endpoint.max_tokens,
-        context_window=endpoint.context_window,
-        temperature=0.0,  # rag decodes greedily too
-        timeout=600.0,
-        max_retries=0,
-    )
+    llm = llama_index_llm(server.endpoint, server.max_tokens, server.context_window)
     ingest = {
         "documents": len(documents),
         "chunks": chunks,
@@ -389,14 +434,14 @@ def llamaindex_pipeline(
 
 def timed_ingest(kb: Any, run: Callable[[], Any]) -> dict[str, Any]:
     started = time.perf_counter()
-    report = run()
+    ingested = run()
     seconds = ms_since(started) / 1000
     return {
         "documents": kb.stats()["documents"],
-        "chunks": report.chunks,
+        "chunks": ingested.chunks,
         "seconds": seconds,
-        "chunks_per_s": report.chunks / seconds if seconds else None,
-        "errors": [e.message for e in report.errors],
+        "chunks_per_s": ingested.chunks / seconds if seconds else None,
+        "errors": [e.message for e in ingested.errors],
     }
 
 
@@ -530,45 +575,40 @@ def restart_rows(restart: dict | None) -> list[list[str]]:
     ]
 
 
+def cold_start_table(results: dict) -> Block:
+    rows = cold_start_rows(
+        results["cold_start"],
+        results.get("cold_restart"),
+        results.get("setup"),
+        results.get("cold_uncached"),
+    )
+    return ("table", ["measure", "time"], rows)
+
+
 def cold_start_report(results: dict, out: Path) -> Path:
     """`--cold-start-only`: both starts, as Markdown and JSON."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latency-cold-start.json").write_text(json.dumps(results, indent=2) + "\n")
-    cold, machine = results["cold_start"], results["machine"]
-    lines = [
-        "# Cold start of `rag serve`",
-        "",
-        f"Command: `{results['command']}`",
-        "",
-        f"{machine.get('date')} · commit `{machine.get('git_commit')}` · {machine.get('nproc')} "
-        f"CPUs · load average at start {machine.get('load_average_at_start')}",
-        "",
-        "`rag setup` then "
-        f"`{cold['command']}` on a fresh `RAG_DATA_DIR` (ingests seeds/), as `make run` does, "
-        "then again on the same dir, and once on another fresh dir without `rag setup`; all "
-        "with the verified GGUF, each timed to its `ready at` line (models loaded, prompt "
-        "prefixes in the model's cache: restored from the files `rag setup` saved, else "
-        "computed) and to a first answer through the page's `ask` API.",
-        "",
-        table(
-            ["measure", "time"],
-            cold_start_rows(
-                cold, results["cold_restart"], results.get("setup"), results.get("cold_uncached")
-            ),
+    cold = results["cold_start"]
+    blocks = [
+        *header_blocks("Cold start of `rag serve`", results),
+        (
+            "p",
+            "`rag setup` then "
+            f"`{cold['command']}` on a fresh `RAG_DATA_DIR` (ingests seeds/), as `make run` does, "
+            "then again on the same dir, and once on another fresh dir without `rag setup`; all "
+            "with the verified GGUF, each timed to its `ready at` line (models loaded, prompt "
+            "prefixes in the model's cache: restored from the files `rag setup` saved, else "
+            "computed) and to a first answer through the page's `ask` API.",
         ),
-        "",
-        f"First answer: {json.dumps(cold['answer'])}",
-        "",
+        cold_start_table(results),
+        ("p", f"First answer: {json.dumps(cold['answer'])}"),
     ]
-    path = out / "latency-cold-start.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_markdown(results, out, "latency-cold-start", blocks)
 
 
 # ------------------------------------------------------------------------------ 1-2. seed corpus
 
 
-def seed_benchmark(engine: Any, plan: Plan, calls: Any, endpoint: Endpoint) -> dict:
+def seed_benchmark(engine: Any, plan: Plan, calls: Any, server: ModelServer) -> dict:
     from rag.ingest import load_file
 
     results: dict[str, Any] = {}
@@ -599,7 +639,7 @@ def seed_benchmark(engine: Any, plan: Plan, calls: Any, endpoint: Endpoint) -> d
 
     log(f"seed: llama-index default pipeline, seed question x{plan.reps}")
     docs = [load_file(p) for p in sorted(SEED_DIR.glob("*.txt"))]
-    query_engine, ingest = llamaindex_pipeline(docs, engine.kb.embedder, endpoint)
+    query_engine, ingest = llamaindex_pipeline(docs, engine.kb.embedder, server)
     results["llamaindex_ingest"] = ingest
     li_runs = [time_llamaindex(query_engine, calls, SEED_QUESTION) for _ in range(plan.reps)]
     results["llamaindex_seed_question"] = summarize_runs(li_runs)
@@ -610,14 +650,16 @@ def seed_benchmark(engine: Any, plan: Plan, calls: Any, endpoint: Endpoint) -> d
 
 
 def multihop_ingest_and_retrieval(
-    seed_engine: Any, plan: Plan, results: dict[str, Any]
+    base_kb: Any, llm: LLM | None, plan: Plan, results: dict[str, Any]
 ) -> tuple[Any, list[Any], list[Any]]:
     """The MultiHop articles ingested into a collection of their own (timed), the first
-    retrieval (builds the keyword indexes) and the retrieval latency. Returns the engine, the
-    documents and the question sample."""
-    from rag.answer import Engine
-    from rag.evaluate import Question, corpus_document, stratified_sample
-    from rag.store import KnowledgeBase
+    retrieval (builds the keyword indexes) and the retrieval latency. The new knowledge base
+    shares `base_kb`'s embedder and Chroma client, and the engine answers with `llm` (None:
+    retrieval only, no model started), so the process holds one of each, as `rag serve`
+    does. Returns the engine, the documents and the question sample."""
+    from rag.compose import build_engine
+    from rag.knowledge_base import KnowledgeBase
+    from rag_eval.data import Question, corpus_document, stratified_sample
 
     records = read_jsonl(MULTIHOP / "corpus.jsonl")
     raw_questions = read_jsonl(MULTIHOP / "questions_dev.jsonl")
@@ -628,9 +670,9 @@ def multihop_ingest_and_retrieval(
     docs = [corpus_document(r) for r in articles]
     results.update(articles=len(docs), sample_seed=SAMPLE_SEED)
 
-    settings = seed_engine.settings.model_copy(update={"collection": "multihop"})
-    kb = KnowledgeBase(settings, seed_engine.kb.embedder, client=seed_engine.kb.client)
-    engine = Engine(settings, kb, llm=seed_engine._llm)
+    settings = base_kb.settings.model_copy(update={"collection": "multihop"})
+    kb = KnowledgeBase(settings, base_kb.embedder, client=base_kb.client)
+    engine = build_engine(settings, llm=llm, kb=kb)
     log(f"multihop: rag ingest of {len(docs)} articles")
     results["ingest"] = timed_ingest(kb, lambda: kb.add_documents(docs))
 
@@ -644,82 +686,68 @@ def multihop_ingest_and_retrieval(
     return engine, docs, sample
 
 
+def ingest_retrieval_rows(mh: dict) -> list[list[str]]:
+    ingest, retrieval = mh["ingest"], mh["retrieval"]
+    return [
+        ["documents / chunks", f"{ingest['documents']} / {fmt_num(ingest['chunks'])}"],
+        ["ingest wall time", f"{ingest['seconds']:.1f} s"],
+        ["ingest chunks/s", f"{ingest['chunks_per_s']:.1f}"],
+        ["first retrieval (builds the keyword indexes)", fmt_ms(mh["first_retrieval_ms"])],
+        [
+            f"retrieval p50 / p95 over {retrieval['n']} questions",
+            f"{fmt_ms(retrieval['p50_ms'])} / {fmt_ms(retrieval['p95_ms'])}",
+        ],
+    ]
+
+
 def ingest_retrieval_report(results: dict, out: Path) -> Path:
     """`--ingest-retrieval-only`: MultiHop ingest and retrieval latency, as Markdown and JSON."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latency-ingest-retrieval.json").write_text(json.dumps(results, indent=2) + "\n")
-    mh, machine = results["multihop"], results["machine"]
-    ingest, retrieval = mh["ingest"], mh["retrieval"]
-    lines = [
-        "# Ingest and retrieval latency (MultiHop-RAG articles)",
-        "",
-        f"Command: `{results['command']}`",
-        "",
-        f"{machine.get('date')} · commit `{machine.get('git_commit')}` · {machine.get('nproc')} "
-        f"CPUs · load average at start {machine.get('load_average_at_start')}, at end "
-        f"{machine.get('load_average_at_end')}",
-        "",
-        f"The full run's {mh['articles']} articles (the gold documents of its question sample, "
-        "then a fixed random fill) into a fresh data dir, then `engine.retriever.retrieve` over "
-        "the first dev questions; no LLM.",
-        "",
-        table(
-            ["measure", "value"],
-            [
-                ["documents / chunks", f"{ingest['documents']} / {fmt_num(ingest['chunks'])}"],
-                ["ingest wall time", f"{ingest['seconds']:.1f} s"],
-                ["ingest chunks/s", f"{ingest['chunks_per_s']:.1f}"],
-                ["first retrieval (builds the keyword indexes)", fmt_ms(mh["first_retrieval_ms"])],
-                [
-                    f"retrieval p50 / p95 over {retrieval['n']} questions",
-                    f"{fmt_ms(retrieval['p50_ms'])} / {fmt_ms(retrieval['p95_ms'])}",
-                ],
-            ],
+    mh = results["multihop"]
+    blocks = [
+        *header_blocks("Ingest and retrieval latency (MultiHop-RAG articles)", results),
+        (
+            "p",
+            f"The full run's {mh['articles']} articles (the gold documents of its question "
+            "sample, then a fixed random fill) into a fresh data dir, then "
+            "`engine.retriever.retrieve` over the first dev questions; no LLM.",
         ),
-        "",
+        ("table", ["measure", "value"], ingest_retrieval_rows(mh)),
     ]
-    path = out / "latency-ingest-retrieval.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_markdown(results, out, "latency-ingest-retrieval", blocks)
 
 
 def multihop_benchmark(
     seed_engine: Any,
     plan: Plan,
     calls: Any,
-    endpoint: Endpoint,
+    server: ModelServer,
     results: dict[str, Any],
     checkpoint: Callable[[], None],
 ) -> None:
     """Fills `results` step by step, calling `checkpoint` after each (the run takes long)."""
-    from rag.evaluate import held_out_ranking
+    from rag_eval.heldout import held_out_ranking
 
-    engine, docs, sample = multihop_ingest_and_retrieval(seed_engine, plan, results)
+    engine, docs, sample = multihop_ingest_and_retrieval(
+        seed_engine.kb, seed_engine.llm, plan, results
+    )
     # The shipped ranking model was fitted on these dev questions: rank each with a fold model
     # that never saw it, as `rag eval` does, so the accuracy beside llama-index is held out.
     questions_bytes = (MULTIHOP / "questions_dev.jsonl").read_bytes()
     held_out, results["ranking_note"] = held_out_ranking(questions_bytes, engine.settings)
     if held_out is not None:
-        engine.retriever.use_ranker(held_out)
+        engine.retriever.use_reranker(held_out)
     results["questions"] = []
     kb = engine.kb
     checkpoint()
 
     log("multihop: llama-index default ingest")
-    query_engine, ingest = llamaindex_pipeline(docs, kb.embedder, endpoint)
+    query_engine, ingest = llamaindex_pipeline(docs, kb.embedder, server)
     results["llamaindex_ingest"] = ingest
 
     rows = results["questions"]
     for i, q in enumerate(sample):
         log(f"multihop: question {i + 1}/{len(sample)} ({q.question_type})")
-        row: dict[str, Any] = {
-            "id": q.id,
-            "question": q.text,
-            "question_type": q.question_type,
-            "answerable": q.answerable,
-            "answers": q.answers,
-            "order": list(interleaved_order(i)),
-        }
+        row: dict[str, Any] = {**base_row(q), "order": list(interleaved_order(i))}
         if held_out is not None:
             held_out.hold_out(q.id)
         for system in interleaved_order(i):
@@ -736,19 +764,6 @@ def multihop_benchmark(
     results["ttft_speedup"] = ratio(
         results["llamaindex"]["ttft_ms_median"], results["rag"]["ttft_ms_median"]
     )
-
-
-def answer_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in runs if not r["error"]]
-    return {
-        "n": len(runs),
-        "errors": len(runs) - len(ok),
-        "ttft_ms_median": median(r["ttft_ms"] for r in ok),
-        "total_ms_median": median(r["total_ms"] for r in ok),
-        "prompt_tokens_median": median(r["prompt_tokens"] for r in ok),
-        "llm_calls_median": median(r.get("detail", {}).get("llm_calls") for r in ok),
-        "accuracy": sum(r["correct"] for r in runs) / len(runs) if runs else None,
-    }
 
 
 # ------------------------------------------------------------------------------ report
@@ -768,41 +783,49 @@ def fmt_ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}×"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+def header_blocks(title: str, results: dict) -> list[Block]:
+    """The title, the exact command, and when, where and on what commit it ran."""
+    machine = results["machine"]
+    line = (
+        f"{machine.get('date')} · commit `{machine.get('git_commit')}` · {machine.get('nproc')} "
+        f"CPUs · load average at start {machine.get('load_average_at_start')}"
+    )
+    if machine.get("load_average_at_end"):
+        line += f", at end {machine['load_average_at_end']}"
+    return [("h1", title), ("p", f"Command: `{results['command']}`"), ("p", line)]
 
 
-def comparison_rows(ours: dict, li: dict, accuracy: bool = False) -> list[list[str]]:
-    rows = [
-        [
-            "median time to first token",
-            fmt_ms(ours["ttft_ms_median"]),
-            fmt_ms(li["ttft_ms_median"]),
-            fmt_ratio(ratio(ours["ttft_ms_median"], li["ttft_ms_median"])),
-        ],
-        [
-            "median total",
-            fmt_ms(ours["total_ms_median"]),
-            fmt_ms(li["total_ms_median"]),
-            fmt_ratio(ratio(ours["total_ms_median"], li["total_ms_median"])),
-        ],
-        [
-            "median prompt tokens (tiktoken cl100k)",
-            fmt_num(ours["prompt_tokens_median"]),
-            fmt_num(li["prompt_tokens_median"]),
-            fmt_ratio(ratio(ours["prompt_tokens_median"], li["prompt_tokens_median"])),
-        ],
+def write_markdown(results: dict, out: Path, name: str, blocks: Sequence[Block]) -> Path:
+    """<name>.json (every figure) and <name>.md (the report) in `out`; the JSON first, so a
+    failing report still leaves the figures."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    path = out / f"{name}.md"
+    path.write_text(report.render_markdown(blocks))
+    return path
+
+
+def comparison_table(title: str, ours: dict, li: dict, accuracy: bool = False) -> Block:
+    """rag beside llama-index: the medians (with their ratio), the first ask when one question
+    was repeated, LLM calls, accuracy when judged, errors."""
+    ratios = [
+        ("median time to first token", "ttft_ms_median", fmt_ms),
+        ("median total", "total_ms_median", fmt_ms),
+        ("median prompt tokens (tiktoken cl100k)", "prompt_tokens_median", fmt_num),
     ]
-    for key, label in (
-        ("ttft_ms_first", "first ask: time to first token"),
-        ("total_ms_first", "first ask: total"),
-    ):
-        if ours.get(key) is not None and li.get(key) is not None:  # repeats of one question
-            rows.append(
-                [label, fmt_ms(ours[key]), fmt_ms(li[key]), fmt_ratio(ratio(ours[key], li[key]))]
-            )
+    # repeats of one question: their first ask missed the server's cache of the whole prompt
+    ratios += [
+        (label, key, fmt_ms)
+        for label, key in (
+            ("first ask: time to first token", "ttft_ms_first"),
+            ("first ask: total", "total_ms_first"),
+        )
+        if ours.get(key) is not None and li.get(key) is not None
+    ]
+    rows = [
+        [label, show(ours[key]), show(li[key]), fmt_ratio(ratio(ours[key], li[key]))]
+        for label, key, show in ratios
+    ]
     rows.append(
         [
             "median LLM calls per answer",
@@ -816,17 +839,21 @@ def comparison_rows(ours: dict, li: dict, accuracy: bool = False) -> list[list[s
             ["answer accuracy", fmt_num(ours["accuracy"], 3), fmt_num(li["accuracy"], 3), "–"]
         )
     rows.append(["errors", str(ours["errors"]), str(li["errors"]), "–"])
-    return rows
+    return ("table", [title, "rag", "llama-index", "rag / llama-index"], rows)
 
 
-def ingest_row(name: str, ingest: dict) -> list[str]:
-    return [
-        name,
-        fmt_num(ingest["documents"]),
-        fmt_num(ingest["chunks"]),
-        f"{ingest['seconds']:.1f} s",
-        fmt_num(ingest["chunks_per_s"], 1),
+def ingest_table(rag_name: str, ours: dict, li_name: str, li: dict) -> Block:
+    rows = [
+        [
+            name,
+            fmt_num(ingest["documents"]),
+            fmt_num(ingest["chunks"]),
+            f"{ingest['seconds']:.1f} s",
+            fmt_num(ingest["chunks_per_s"], 1),
+        ]
+        for name, ingest in ((rag_name, ours), (li_name, li))
     ]
+    return ("table", ["ingest", "documents", "chunks", "wall", "chunks/s"], rows)
 
 
 def plot(results: dict, path: Path) -> None:
@@ -874,287 +901,304 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def render_markdown(results: dict, plot_name: str) -> str:
+def speedup_and_goal(results: dict) -> tuple[float | None, str]:
+    speedup = results["multihop"]["ttft_speedup"]
+    return speedup, "met" if speedup is not None and speedup >= TTFT_GOAL else "not met"
+
+
+def machine_blocks(results: dict) -> list[Block]:
     machine, plan = results["machine"], results["plan"]
-    cold, seed, mh = results["cold_start"], results["seed"], results["multihop"]
-    endpoint = results["endpoint"]
-    rag_seed, li_seed = seed["rag_seed_question"], seed["llamaindex_seed_question"]
-    follow, seed_retrieval = seed["rag_follow_up"], seed["retrieval"]
-    speedup = mh["ttft_speedup"]
-    goal = "met" if speedup is not None and speedup >= TTFT_GOAL else "not met"
-    out = [
-        '# Latency: "Fast answers on a 2-core CPU"',
-        "",
-        f"Command: `{results['command']}`",
-        "",
-        table(
-            ["machine", ""],
-            [
-                ["nproc", machine["nproc"]],
-                ["CPU model", machine["cpu_model"]],
-                ["RAM", f"{machine['ram_gb']} GB"],
-                ["date (UTC)", machine["date"]],
-                ["git commit", f"`{machine['git_commit']}`"],
-                ["Python / platform", f"{machine['python']} / {machine['platform']}"],
-                [
-                    "load average at start / end",
-                    f"{machine['load_average_at_start']} / {machine['load_average_at_end']}",
-                ],
-                ["mode", plan["mode"]],
-                ["benchmark wall time", f"{results['wall_s'] / 60:.1f} min"],
-            ],
-        ),
-        "",
+    rows = [
+        ["nproc", machine["nproc"]],
+        ["CPU model", machine["cpu_model"]],
+        ["RAM", f"{machine['ram_gb']} GB"],
+        ["date (UTC)", machine["date"]],
+        ["git commit", f"`{machine['git_commit']}`"],
+        ["Python / platform", f"{machine['python']} / {machine['platform']}"],
+        [
+            "load average at start / end",
+            f"{machine['load_average_at_start']} / {machine['load_average_at_end']}",
+        ],
+        ["mode", plan["mode"]],
+        ["benchmark wall time", f"{results['wall_s'] / 60:.1f} min"],
+    ]
+    blocks: list[Block] = [
+        ("h1", 'Latency: "Fast answers on a 2-core CPU"'),
+        ("p", f"Command: `{results['command']}`"),
+        ("table", ["machine", ""], rows),
     ]
     if plan["mode"] == "quick":
-        out += ["> **Quick mode: a smoke test, not benchmark results.**", ""]
-    out += [
-        "Models: Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF behind rag's local xllamacpp server "
-        "(2 slots, prompt cache), all-MiniLM-L6-v2 int8 ONNX embedder. llama-index runs on the "
-        "same server and embedder, in the same process.",
-        "",
-        "## Summary",
-        "",
-        table(
-            ["measure", "value"],
-            [
-                [
-                    "cold start to ready (`rag serve --ingest-if-empty`"
-                    + (" after `rag setup`)" if results.get("setup") else ")"),
-                    fmt_ms(cold["to_ready_ms"]),
-                ],
-                ["cold start to first answer (`ask` API)", fmt_ms(cold["to_first_answer_ms"])],
-                # The first ask is the honest figure: repeats of one question find the whole
-                # prompt in the server's cache (their median is in section 1).
-                [
-                    "seed question, first ask: time to first token",
-                    fmt_ms(rag_seed["ttft_ms_first"]),
-                ],
-                ["seed question, first ask: total", fmt_ms(rag_seed["total_ms_first"])],
-                [
-                    "follow-up (condense included), first ask: total",
-                    fmt_ms(follow["total_ms_first"]),
-                ],
-                *restart_rows(results.get("cold_restart")),
-                [
-                    f"MultiHop median TTFT, llama-index / rag (goal ≥ {TTFT_GOAL:.0f}×)",
-                    f"{fmt_ratio(speedup)} ({goal})",
-                ],
-                [
-                    "MultiHop answer accuracy, rag / llama-index",
-                    f"{fmt_num(mh['rag']['accuracy'], 3)} / "
-                    f"{fmt_num(mh['llamaindex']['accuracy'], 3)}",
-                ],
-                [
-                    f"retrieval p50 / p95 at {fmt_num(mh['retrieval']['chunks'])} chunks",
-                    f"{fmt_ms(mh['retrieval']['p50_ms'])} / {fmt_ms(mh['retrieval']['p95_ms'])}",
-                ],
-                ["peak RSS, benchmark process", f"{results['memory']['self_peak_rss_mb']:,.0f} MB"],
-            ],
+        blocks.append(("p", "**Quick mode: a smoke test, not benchmark results.**"))
+    blocks.append(
+        (
+            "p",
+            "Models: Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF behind rag's local xllamacpp "
+            f"server ({results['endpoint']['slots']} slots, prompt cache), all-MiniLM-L6-v2 "
+            "int8 ONNX embedder. llama-index runs on the same server and embedder, in the "
+            "same process.",
+        )
+    )
+    return blocks
+
+
+def summary_blocks(results: dict, plot_name: str) -> list[Block]:
+    cold, seed, mh = results["cold_start"], results["seed"], results["multihop"]
+    rag_seed, follow = seed["rag_seed_question"], seed["rag_follow_up"]
+    speedup, goal = speedup_and_goal(results)
+    after_setup = " after `rag setup`)" if results.get("setup") else ")"
+    rows = [
+        [
+            "cold start to ready (`rag serve --ingest-if-empty`" + after_setup,
+            fmt_ms(cold["to_ready_ms"]),
+        ],
+        ["cold start to first answer (`ask` API)", fmt_ms(cold["to_first_answer_ms"])],
+        # The first ask is the honest figure: repeats of one question find the whole prompt
+        # in the server's cache (their median is in section 1).
+        ["seed question, first ask: time to first token", fmt_ms(rag_seed["ttft_ms_first"])],
+        ["seed question, first ask: total", fmt_ms(rag_seed["total_ms_first"])],
+        ["follow-up (condense included), first ask: total", fmt_ms(follow["total_ms_first"])],
+        *restart_rows(results.get("cold_restart")),
+        [
+            f"MultiHop median TTFT, llama-index / rag (goal ≥ {TTFT_GOAL:.0f}×)",
+            f"{fmt_ratio(speedup)} ({goal})",
+        ],
+        [
+            "MultiHop answer accuracy, rag / llama-index",
+            f"{fmt_num(mh['rag']['accuracy'], 3)} / {fmt_num(mh['llamaindex']['accuracy'], 3)}",
+        ],
+        [
+            f"retrieval p50 / p95 at {fmt_num(mh['retrieval']['chunks'])} chunks",
+            f"{fmt_ms(mh['retrieval']['p50_ms'])} / {fmt_ms(mh['retrieval']['p95_ms'])}",
+        ],
+        ["peak RSS, benchmark process", f"{results['memory']['self_peak_rss_mb']:,.0f} MB"],
+    ]
+    return [
+        ("h2", "Summary"),
+        ("table", ["measure", "value"], rows),
+        ("img", "latency", Path(plot_name)),
+    ]
+
+
+def seed_cold_start_blocks(results: dict) -> list[Block]:
+    cold = results["cold_start"]
+    return [
+        ("h3", "Cold start"),
+        (
+            "p",
+            f"`{cold['command']}` with a fresh `RAG_DATA_DIR` and `RAG_LOCAL_LLM_GGUF` set to the "
+            "verified GGUF (no re-assembly); it ingests seeds/, loads both models, warms the "
+            "prompt cache, then prints `ready at`. The first answer is the seed question through "
+            '`gradio_client` (`api_name="/ask"`). The OS file cache may already hold the GGUF.',
         ),
-        "",
-        f"![latency]({plot_name})",
-        "",
-        "## 1. Seed corpus (seeds/)",
-        "",
-        "### Cold start",
-        "",
-        f"`{cold['command']}` with a fresh `RAG_DATA_DIR` and `RAG_LOCAL_LLM_GGUF` set to the "
-        "verified GGUF (no re-assembly); it ingests seeds/, loads both models, warms the prompt "
-        "cache, then prints `ready at`. The first answer is the seed question through "
-        '`gradio_client` (`api_name="/ask"`). The OS file cache may already hold the GGUF.',
-        "",
-        table(
-            ["measure", "time"],
-            cold_start_rows(
-                cold,
-                results.get("cold_restart"),
-                results.get("setup"),
-                results.get("cold_uncached"),
-            ),
+        cold_start_table(results),
+        (
+            "p",
+            f"First answer: {json.dumps(cold['answer'])} (refused: {cold['refused']}, error: "
+            f"{cold['error']})",
         ),
-        "",
-        f"First answer: {json.dumps(cold['answer'])} (refused: {cold['refused']}, error: "
-        f"{cold['error']})",
-        "",
-        "### Warm, in-process",
-        "",
-        f"`Engine.from_settings` + `warm_up()` ({fmt_ms(seed['warm_up_ms'])}). Time to first "
-        "token is measured to the first streamed text the user sees; total to the final answer "
-        "(citation check included). Repeats of one question hit the server's prompt cache, so the "
-        "first repetition is shown too.",
-        "",
-        table(
-            ["measure", "median", "first run", "n"],
-            [
-                [
-                    f'"{SEED_QUESTION}" time to first token',
-                    fmt_ms(rag_seed["ttft_ms_median"]),
-                    fmt_ms(rag_seed["ttft_ms_first"]),
-                    rag_seed["n"],
-                ],
-                [
-                    f'"{SEED_QUESTION}" total',
-                    fmt_ms(rag_seed["total_ms_median"]),
-                    fmt_ms(rag_seed["total_ms_first"]),
-                    rag_seed["n"],
-                ],
-                [
-                    "prompt tokens (result.tokens)",
-                    fmt_num(rag_seed["prompt_tokens_median"]),
-                    "",
-                    rag_seed["n"],
-                ],
-                [
-                    f'follow-up "{FOLLOW_UP}" total',
-                    fmt_ms(follow["total_ms_median"]),
-                    fmt_ms(follow["total_ms_first"]),
-                    follow["n"],
-                ],
-                [
-                    "follow-up: condense part",
-                    fmt_ms(follow["condense_ms_median"]),
-                    "",
-                    follow["n"],
-                ],
-                [
-                    f"retrieval p50 / p95 (golden questions, {seed['retrieval']['chunks']} chunks)",
-                    f"{fmt_ms(seed_retrieval['p50_ms'])} / {fmt_ms(seed_retrieval['p95_ms'])}",
-                    "",
-                    seed["retrieval"]["n"],
-                ],
-            ],
+    ]
+
+
+def seed_warm_blocks(results: dict) -> list[Block]:
+    seed = results["seed"]
+    rag_seed, follow = seed["rag_seed_question"], seed["rag_follow_up"]
+    retrieval = seed["retrieval"]
+    rows = [
+        [
+            f'"{SEED_QUESTION}" time to first token',
+            fmt_ms(rag_seed["ttft_ms_median"]),
+            fmt_ms(rag_seed["ttft_ms_first"]),
+            rag_seed["n"],
+        ],
+        [
+            f'"{SEED_QUESTION}" total',
+            fmt_ms(rag_seed["total_ms_median"]),
+            fmt_ms(rag_seed["total_ms_first"]),
+            rag_seed["n"],
+        ],
+        [
+            "prompt tokens (result.tokens)",
+            fmt_num(rag_seed["prompt_tokens_median"]),
+            "",
+            rag_seed["n"],
+        ],
+        [
+            f'follow-up "{FOLLOW_UP}" total',
+            fmt_ms(follow["total_ms_median"]),
+            fmt_ms(follow["total_ms_first"]),
+            follow["n"],
+        ],
+        ["follow-up: condense part", fmt_ms(follow["condense_ms_median"]), "", follow["n"]],
+        [
+            f"retrieval p50 / p95 (golden questions, {retrieval['chunks']} chunks)",
+            f"{fmt_ms(retrieval['p50_ms'])} / {fmt_ms(retrieval['p95_ms'])}",
+            "",
+            retrieval["n"],
+        ],
+    ]
+    last_follow = follow["runs"][-1]
+    return [
+        ("h3", "Warm, in-process"),
+        (
+            "p",
+            f"`build_engine` + `warm_up()` ({fmt_ms(seed['warm_up_ms'])}). Time to first token "
+            "is measured to the first streamed text the user sees; total to the final answer "
+            "(citation check included). Repeats of one question hit the server's prompt cache, "
+            "so the first repetition is shown too.",
         ),
-        "",
-        f"Answer: {json.dumps(rag_seed['runs'][-1]['answer'])}  ",
-        f"Follow-up searched for: {json.dumps(follow['runs'][-1]['detail'].get('question_used'))}"
-        f"; answer: {json.dumps(follow['runs'][-1]['answer'])}",
-        "",
-        table(
-            ["ingest", "documents", "chunks", "wall", "chunks/s"],
-            [
-                ingest_row("rag (seed)", seed["ingest"]),
-                ingest_row("llama-index default (seed)", seed["llamaindex_ingest"]),
-            ],
+        ("table", ["measure", "median", "first run", "n"], rows),
+        ("p", f"Answer: {json.dumps(rag_seed['runs'][-1]['answer'])}"),
+        (
+            "p",
+            "Follow-up searched for: "
+            f"{json.dumps(last_follow['detail'].get('question_used'))}; answer: "
+            f"{json.dumps(last_follow['answer'])}",
         ),
-        "",
-        "## 2. llama-index default pipeline, seed question",
-        "",
-        "`VectorStoreIndex.from_documents(docs, embed_model=<rag's MiniLMEmbedding>)` (default "
-        "chunking: SentenceSplitter 1024/200, in-memory vector store), "
-        "`.as_query_engine(llm=OpenAILike(<same server>, is_chat_model=True, api_key='none', "
-        f"max_tokens={endpoint['max_tokens']}, context_window={endpoint['context_window']}, "
-        "temperature=0), streaming=True)` (defaults: top-2 chunks, compact-and-refine). Its "
-        "prompts are captured through llama-index's instrumentation and counted like rag's.",
-        "",
-        table(
-            ["seed question", "rag", "llama-index", "rag / llama-index"],
-            comparison_rows(rag_seed, li_seed),
+        ingest_table(
+            "rag (seed)", seed["ingest"], "llama-index default (seed)", seed["llamaindex_ingest"]
         ),
-        "",
-        f"llama-index answer: {json.dumps(li_seed['runs'][-1]['answer'])}",
-        "",
-        "## 3. MultiHop-RAG dev",
-        "",
-        f"{mh['articles']} articles. The {mh['rag']['n']} questions are a fixed stratified sample "
-        f"(seed {mh['sample_seed']}, by question_type; null_query ones are unanswerable and a "
-        "refusal counts as correct), answered by both systems one question at a time, "
-        "alternating which goes first.",
-        "",
-        *([mh["ranking_note"], ""] if mh.get("ranking_note") else []),
-        table(
-            ["ingest", "documents", "chunks", "wall", "chunks/s"],
-            [
-                ingest_row("rag", mh["ingest"]),
-                ingest_row("llama-index default", mh["llamaindex_ingest"]),
-            ],
+    ]
+
+
+def llamaindex_seed_blocks(results: dict) -> list[Block]:
+    seed, endpoint = results["seed"], results["endpoint"]
+    li_seed = seed["llamaindex_seed_question"]
+    return [
+        ("h2", "2. llama-index default pipeline, seed question"),
+        (
+            "p",
+            "`VectorStoreIndex.from_documents(docs, embed_model=<rag's MiniLMEmbedding>)` "
+            "(default chunking: SentenceSplitter 1024/200, in-memory vector store), "
+            "`.as_query_engine(llm=OpenAILike(<same server>, is_chat_model=True, "
+            f"api_key='none', max_tokens={endpoint['max_tokens']}, "
+            f"context_window={endpoint['context_window']}, temperature=0), streaming=True)` "
+            "(defaults: top-2 chunks, compact-and-refine); the OpenAILike comes from "
+            "`rag.llm.openai_compatible.llama_index_llm`, as in `rag eval`'s baseline. Its "
+            "prompts are captured through llama-index's instrumentation and counted like rag's.",
         ),
-        "",
-        f"rag retrieval (`engine.retriever.retrieve`) over {mh['retrieval']['n']} questions at "
-        f"{fmt_num(mh['retrieval']['chunks'])} chunks: p50 {fmt_ms(mh['retrieval']['p50_ms'])}, "
-        f"p95 {fmt_ms(mh['retrieval']['p95_ms'])} (the first retrieval, which builds the keyword "
-        f"index, took {fmt_ms(mh['first_retrieval_ms'])} and is not included).",
-        "",
-        table(
-            ["MultiHop", "rag", "llama-index", "rag / llama-index"],
-            comparison_rows(mh["rag"], mh["llamaindex"], accuracy=True),
+        comparison_table("seed question", seed["rag_seed_question"], li_seed),
+        ("p", f"llama-index answer: {json.dumps(li_seed['runs'][-1]['answer'])}"),
+    ]
+
+
+def multihop_blocks(results: dict) -> list[Block]:
+    mh = results["multihop"]
+    retrieval = mh["retrieval"]
+    speedup, goal = speedup_and_goal(results)
+    blocks: list[Block] = [
+        ("h2", "3. MultiHop-RAG dev"),
+        (
+            "p",
+            f"{mh['articles']} articles. The {mh['rag']['n']} questions are a fixed stratified "
+            f"sample (seed {mh['sample_seed']}, by question_type; null_query ones are "
+            "unanswerable and a refusal counts as correct), answered by both systems one "
+            "question at a time, alternating which goes first.",
         ),
-        "",
-        f"Median TTFT speed-up (llama-index / rag): **{fmt_ratio(speedup)}** — goal ≥ "
-        f"{TTFT_GOAL:.0f}×: **{goal}**.",
-        "",
-        "<details><summary>Per question</summary>",
-        "",
-        table(
-            ["id", "type", "rag TTFT", "rag total", "rag ✓", "li TTFT", "li total", "li ✓"],
-            [
-                [
-                    r["id"],
-                    r["question_type"],
-                    fmt_ms(r["rag"]["ttft_ms"]),
-                    fmt_ms(r["rag"]["total_ms"]),
-                    "✓" if r["rag"]["correct"] else "✗",
-                    fmt_ms(r["llamaindex"]["ttft_ms"]),
-                    fmt_ms(r["llamaindex"]["total_ms"]),
-                    "✓" if r["llamaindex"]["correct"] else "✗",
-                ]
-                for r in mh["questions"]
-            ],
+    ]
+    if mh.get("ranking_note"):
+        blocks.append(("p", mh["ranking_note"]))
+    blocks += [
+        ingest_table("rag", mh["ingest"], "llama-index default", mh["llamaindex_ingest"]),
+        (
+            "p",
+            f"rag retrieval (`engine.retriever.retrieve`) over {retrieval['n']} questions at "
+            f"{fmt_num(retrieval['chunks'])} chunks: p50 {fmt_ms(retrieval['p50_ms'])}, "
+            f"p95 {fmt_ms(retrieval['p95_ms'])} (the first retrieval, which builds the keyword "
+            f"index, took {fmt_ms(mh['first_retrieval_ms'])} and is not included).",
         ),
-        "",
-        "</details>",
-        "",
-        "## 4. Peak memory",
-        "",
-        table(
-            ["process", "peak RSS"],
-            [
-                [
-                    "benchmark (rag + llama-index + in-process model server)",
-                    f"{results['memory']['self_peak_rss_mb']:,.0f} MB",
-                ],
-                [
-                    "children (the cold-start `rag serve`)",
-                    f"{results['memory']['children_peak_rss_mb']:,.0f} MB",
-                ],
-            ],
+        comparison_table("MultiHop", mh["rag"], mh["llamaindex"], accuracy=True),
+        (
+            "p",
+            f"Median TTFT speed-up (llama-index / rag): **{fmt_ratio(speedup)}** — goal ≥ "
+            f"{TTFT_GOAL:.0f}×: **{goal}**.",
         ),
-        "",
-        "## Method notes",
-        "",
-        "- Time to first token: from the call to the first streamed text the user sees (rag: "
+        *per_question_blocks(mh["questions"]),
+    ]
+    return blocks
+
+
+def per_question_blocks(questions: Sequence[dict]) -> list[Block]:
+    def cells(run: dict) -> list[str]:
+        return [fmt_ms(run["ttft_ms"]), fmt_ms(run["total_ms"]), "✓" if run["correct"] else "✗"]
+
+    headers = ["id", "type", "rag TTFT", "rag total", "rag ✓", "li TTFT", "li total", "li ✓"]
+    rows = [
+        [r["id"], r["question_type"], *cells(r["rag"]), *cells(r["llamaindex"])] for r in questions
+    ]
+    return [("h3", "Per question"), ("table", headers, rows)]
+
+
+def memory_blocks(results: dict) -> list[Block]:
+    memory = results["memory"]
+    rows = [
+        [
+            "benchmark (rag + llama-index + in-process model server)",
+            f"{memory['self_peak_rss_mb']:,.0f} MB",
+        ],
+        ["children (the cold-start `rag serve`)", f"{memory['children_peak_rss_mb']:,.0f} MB"],
+    ]
+    return [("h2", "4. Peak memory"), ("table", ["process", "peak RSS"], rows)]
+
+
+def method_blocks(results: dict) -> list[Block]:
+    endpoint = results["endpoint"]
+    window, slots = endpoint["context_window"], endpoint["slots"]
+    notes = [
+        "Time to first token: from the call to the first streamed text the user sees (rag: "
         "the first `Token` event; llama-index: the first non-empty piece of `response_gen`); "
         "an answer that streams nothing (rag's refusal without a model call) counts when it "
         "arrives. Total: to the end of the answer (rag: its `Final` event, citation check "
         "included). Both include retrieval and embedding the question.",
-        "- One model server for both systems: rag's local xllamacpp server (n_ctx "
-        f"{endpoint['context_window'] * 2} over 2 slots, prompt cache on). llama-index is told "
-        f"the real per-request window ({endpoint['context_window']} tokens): with OpenAILike's "
-        "default 3900 it packs prompts the server rejects (HTTP 400), so it now splits the two "
-        "1024-token chunks over more than one call when they do not fit (compact-and-refine, "
-        "its default response mode); the LLM-calls row shows how often.",
-        "- Greedy decoding (temperature 0) and no client retries for both; a failed request is "
+        f"One model server for both systems: rag's local xllamacpp server (n_ctx "
+        f"{window * slots} over {slots} slots, prompt cache on). llama-index is told the real "
+        f"per-request window ({window} tokens): with OpenAILike's default 3900 it packs prompts "
+        "the server rejects (HTTP 400), so it splits the two 1024-token chunks over more than "
+        "one call when they do not fit (compact-and-refine, its default response mode); the "
+        "LLM-calls row shows how often.",
+        "Greedy decoding (temperature 0) and no client retries for both; a failed request is "
         "counted under errors and left out of the medians.",
-        "- Prompt tokens: tiktoken cl100k over the messages sent (rag: `result.tokens`; "
-        "llama-index: summed over its calls), not the model's own tokenizer.",
-        "- Repeating one question reuses the server's prompt cache; MultiHop questions are each "
+        "Prompt tokens: tiktoken cl100k over the messages sent (rag: `result.tokens`; "
+        "llama-index: summed over its calls), not the model's own tokenizer. LLM calls: rag's "
+        "as its engine makes them (answer, condense), llama-index's through its "
+        "instrumentation.",
+        "Repeating one question reuses the server's prompt cache; MultiHop questions are each "
         "asked once, so there only the fixed prompt prefix is cached (rag's system prompt and "
         "worked examples, llama-index's system prompt).",
-        "- Accuracy: `rag.metrics.answer_accuracy` against `answers` (citation marks removed); "
-        "a refusal (`result.refused` or `is_refusal_text`) is correct for null_query and wrong "
-        "otherwise.",
-        "",
-        "Details of every run are in latency.json.",
-        "",
+        "Accuracy: `rag_eval.metrics.contains_words` (whole words, a Yes/No gold as the "
+        "answer's first word; `rag eval`'s answer_accuracy_words) against `answers`, citation "
+        "marks removed; a refusal (`result.refused` or `is_refusal_text`) is correct for "
+        "null_query and wrong otherwise.",
     ]
-    return "\n".join(out)
+    return [
+        ("h2", "Method notes"),
+        ("ul", notes),
+        ("p", "Details of every run are in latency.json."),
+    ]
 
 
-def write_report(results: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latency.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+def latency_blocks(results: dict, plot_name: str) -> list[Block]:
+    """The whole latency report, section by section."""
+    return [
+        *machine_blocks(results),
+        *summary_blocks(results, plot_name),
+        ("h2", "1. Seed corpus (seeds/)"),
+        *seed_cold_start_blocks(results),
+        *seed_warm_blocks(results),
+        *llamaindex_seed_blocks(results),
+        *multihop_blocks(results),
+        *memory_blocks(results),
+        *method_blocks(results),
+    ]
+
+
+def render_markdown(results: dict, plot_name: str) -> str:
+    return report.render_markdown(latency_blocks(results, plot_name))
+
+
+def write_report(results: dict, out: Path) -> Path:
+    path = write_markdown(results, out, "latency", latency_blocks(results, "latency.png"))
     plot(results, out / "latency.png")
-    (out / "latency.md").write_text(render_markdown(results, "latency.png"))
+    return path
 
 
 # ------------------------------------------------------------------------------ main
@@ -1183,9 +1227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     os.chdir(REPO)  # document ids are paths relative to the repository, as `rag ingest seeds`
 
-    from rag.answer import Engine
+    from rag.compose import build_engine, build_knowledge_base, build_llm
     from rag.config import Settings
-    from rag.llm import local_gguf
+    from rag.llm.local import local_gguf
 
     started = time.perf_counter()
     results: dict[str, Any] = {"command": command_line(argv), "plan": asdict(plan)}
@@ -1202,10 +1246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.ingest_retrieval_only:
-            engine = Engine.from_settings(bench_settings(work / "warm", gguf))
+            kb = build_knowledge_base(bench_settings(work / "warm", gguf))
             results["multihop"] = {}
-            multihop_ingest_and_retrieval(engine, plan, results["multihop"])
-            results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+            multihop_ingest_and_retrieval(kb, None, plan, results["multihop"])
+            results["machine"]["load_average_at_end"] = load_averages()
             log(f"wrote {ingest_retrieval_report(results, args.out)}")
             return 0
         log("cold start: rag setup")
@@ -1218,35 +1262,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["cold_uncached"] = cold_start(gguf, work / "uncached", SEED_QUESTION)
         checkpoint()
         if args.cold_start_only:
-            results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+            results["machine"]["load_average_at_end"] = load_averages()
             log(f"wrote {cold_start_report(results, args.out)}")
             partial.unlink(missing_ok=True)
             return 0
 
         settings = bench_settings(work / "warm", gguf)
-        engine = Engine.from_settings(settings)
-        base_url = engine.llm.base_url  # starts this process's own model server
-        fallback = settings.local_llm_ctx // 2  # rag/llm.py runs 2 slots
-        endpoint = Endpoint(
-            base_url,
-            gguf.stem,
-            server_context_window(base_url, fallback),
-            settings.llm_max_tokens,
-        )
-        results["endpoint"] = asdict(endpoint)
+        llm = build_llm(settings)  # starts this process's own model server
+        server = model_server(llm, settings)
+        results["endpoint"] = server.record()
         calls = make_call_log()
-        results["seed"] = seed_benchmark(engine, plan, calls, endpoint)
+        engine = build_engine(settings, llm=RecordedLLM(llm, calls))
+        results["seed"] = seed_benchmark(engine, plan, calls, server)
         checkpoint()
         results["multihop"] = {}
-        multihop_benchmark(engine, plan, calls, endpoint, results["multihop"], checkpoint)
+        multihop_benchmark(engine, plan, calls, server, results["multihop"], checkpoint)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["memory"] = peak_memory()
-    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["load_average_at_end"] = load_averages()
     results["wall_s"] = ms_since(started) / 1000
-    write_report(results, args.out)
+    path = write_report(results, args.out)
     partial.unlink(missing_ok=True)
-    log(f"wrote {args.out / 'latency.md'} in {results['wall_s'] / 60:.1f} min")
+    log(f"wrote {path} in {results['wall_s'] / 60:.1f} min")
     return 0
 
 

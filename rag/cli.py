@@ -37,19 +37,18 @@ def _progress_bar(desc: str):
 
 
 def _engine(settings: Settings, with_llm: bool = False):
-    from rag.answer import Engine
+    from rag.compose import build_engine
 
-    engine = Engine.from_settings(settings)
+    engine = build_engine(settings)
     if with_llm:
         engine.llm  # noqa: B018  (start or connect to the model now, not mid-answer)
     return engine
 
 
 def _knowledge_base(settings: Settings):
-    from rag.embed import make_embedder
-    from rag.store import KnowledgeBase
+    from rag.compose import build_knowledge_base
 
-    return KnowledgeBase(settings, make_embedder(settings))
+    return build_knowledge_base(settings)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -96,11 +95,10 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.embed import make_embedder
-    from rag.store import KnowledgeBase
+    from rag.compose import build_knowledge_base
 
     # Opened without the settings check: rebuilding is how a mismatch gets fixed.
-    kb = KnowledgeBase(settings, make_embedder(settings), check_config=False)
+    kb = build_knowledge_base(settings, check_config=False)
     report = kb.reindex(progress=_progress_bar("reindexing"))
     print(f"reindexed {len(report.added)} documents into {report.chunks} chunks")
     return 0
@@ -172,12 +170,13 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.ui import check_bind, serve
+    from rag.security import page_auth
+    from rag.web import serve
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v}
     settings = settings.model_copy(update=overrides)
     try:
-        check_bind(settings)  # refuse an unsafe address before loading anything
+        page_auth(settings)  # refuse an unsafe address before loading anything
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -194,7 +193,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
     """A long-lived local model server that `rag ask`, `rag chat` and the page all share."""
-    from rag.llm import start_local_server
+    from rag.llm.local import start_local_server
 
     server = start_local_server(settings)
     print(f"serving {server.model_name} at {server.base_url} (Ctrl-C to stop)", flush=True)
@@ -207,7 +206,8 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     """Assemble and verify the shipped models now rather than on the first question, and save
     the LLM's prompt-prefix caches, which every later start restores instead of recomputing."""
     from rag.answer import cache_prompt_prefixes
-    from rag.llm import connect_llm, local_gguf, prefix_cache_dir
+    from rag.compose import build_llm
+    from rag.llm.local import local_gguf, prefix_cache_dir
     from rag.models import minilm_dynamic_onnx_path
 
     if not settings.embed_base_url:
@@ -215,14 +215,17 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     gguf = local_gguf(settings)
     print(f"model ready: {gguf}")
     if settings.uses_local_llm:
-        cache_prompt_prefixes(connect_llm(settings))
+        cache_prompt_prefixes(build_llm(settings))
         print(f"prompt prefixes cached in {prefix_cache_dir(settings)}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.evaluate import main as eval_main
-
+    try:
+        from rag_eval.cli import main as eval_main
+    except ImportError as exc:
+        print(f"error: the evaluation suite is not installed ({exc})", file=sys.stderr)
+        return 2
     return eval_main(args, settings)
 
 
@@ -304,9 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     from pydantic import ValidationError
 
+    from rag.knowledge_base import IndexMismatchError
     from rag.llm import LLMError
     from rag.models import ModelError
-    from rag.store import IndexMismatchError
 
     try:
         settings = get_settings()

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7860
     auth: SecretStr | None = Field(default=None, description="user:password for the page")
+    api_key: SecretStr | None = Field(
+        default=None, description="bearer key of the OpenAI-compatible API (/v1)"
+    )
     max_upload_mb: int = 20
     max_upload_files: int = 20
 

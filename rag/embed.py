@@ -1,5 +1,6 @@
-"""Embedders behind llama-index's `BaseEmbedding`: the shipped MiniLM ONNX model by default,
-or any OpenAI-compatible embeddings endpoint when configured."""
+"""The embedder seam is llama-index's `BaseEmbedding`; this is the shipped one, MiniLM in int8
+ONNX. (An OpenAI-compatible embeddings endpoint is llama-index's own `OpenAIEmbedding`, built in
+`rag.compose`.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
-from rag.config import SHIPPED_EMBED_MODEL, Settings
+from rag.config import SHIPPED_EMBED_MODEL
 from rag.models import minilm_dynamic_onnx_path, minilm_tokenizer_path
 
 MAX_WORDPIECES = 256  # all-MiniLM-L6-v2 was trained on 256 wordpieces; longer input is cut
@@ -99,18 +100,3 @@ class MiniLMEmbedding(BaseEmbedding):
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
-
-
-def make_embedder(settings: Settings) -> BaseEmbedding:
-    if settings.embed_base_url:
-        from llama_index.embeddings.openai import OpenAIEmbedding
-
-        key = settings.embed_api_key or settings.llm_api_key
-        return OpenAIEmbedding(
-            model_name=settings.embed_model,
-            api_base=settings.embed_base_url,
-            api_key=key.get_secret_value() if key else "none",
-            max_retries=settings.llm_max_retries,
-            timeout=settings.llm_timeout,
-        )
-    return MiniLMEmbedding(settings.models_dir, threads=settings.local_llm_threads)

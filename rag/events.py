@@ -45,6 +45,16 @@ class Citation:
         return self.text[self.start - self.chunk_start : self.end - self.chunk_start]
 
 
+@dataclass(frozen=True)
+class RankedUnit:
+    """One entry of the retrieval ranking: the unit that was ranked (a chunk, or a section of
+    a long question), before the passage budget picks what the LLM reads."""
+
+    doc_id: str
+    key: str  # chunk or section id
+    text: str
+
+
 @dataclass
 class AnswerResult:
     answer: str
@@ -56,6 +66,8 @@ class AnswerResult:
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds
     tokens: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    ranked: list[RankedUnit] = field(default_factory=list)  # the ranking's head, best first
+    raw_answer: str | None = None  # the model's text before the citation check
 
     def to_json(self) -> dict[str, Any]:
         """The object `rag ask --json` prints and the page's `ask` API returns."""

@@ -1,6 +1,6 @@
-"""Scripted fakes for the seams: an LLM with queued responses, a bag-of-words embedder, a ranking
-model that follows one feature, and the records a knowledge base hands the page (documents,
-ingest reports, file errors)."""
+"""Scripted fakes for the seams: an LLM with queued responses, a bag-of-words embedder, and a
+reranker that follows one feature. (The page's fakes hand it the knowledge base's real records:
+rag.knowledge_base.IngestReport, DocumentInfo, FileError.)"""
 
 from __future__ import annotations
 
@@ -8,17 +8,25 @@ import hashlib
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from rag.llm import LLMError, Message
+from rag.llm import LLM, LLMError, Message
+from rag.retrieval.reranker import Reranker
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rag.knowledge_base import KnowledgeBase
+    from rag.retrieval.pool import Pool
 
 
-class FakeLLM:
-    """Replies with queued responses, streamed a few characters at a time; records every call."""
+class FakeLLM(LLM):
+    """Replies with queued responses, streamed a few characters at a time; records every call.
+
+    Like any `LLM` without a prompt cache of its own, priming it does nothing (and asks it
+    nothing)."""
 
     description = "fake LLM"
 
@@ -53,16 +61,18 @@ class FailingLLM(FakeLLM):
         super().__init__(*([LLMError(message)] * 10))
 
 
-class ByFeature:
-    """A ranking model (rag.rank.Ranker) that scores candidates by one feature alone."""
+class ByFeature(Reranker):
+    """A reranker that scores a pool's candidates by one of the LambdaMART features alone."""
 
     def __init__(self, feature: str, sign: float = 1.0) -> None:
-        from rag.rank import FEATURES
+        from rag.retrieval.reranker import FEATURES
 
         self.column, self.sign = FEATURES.index(feature), sign
 
-    def score(self, matrix: Any) -> Any:
-        return self.sign * matrix[:, self.column]
+    def score(self, question: str, pool: Pool) -> np.ndarray:
+        from rag.retrieval.reranker import features
+
+        return self.sign * features(pool.signals)[:, self.column]
 
 
 class FakeEmbedding(BaseEmbedding):
@@ -93,26 +103,13 @@ class FakeEmbedding(BaseEmbedding):
         return self._vector(query)
 
 
-@dataclass
-class FakeDoc:
-    doc_id: str
-    title: str
-    published: str | None
-    chunks: int
-    path: Path | None = None
+def add_news(kb: KnowledgeBase, records: Sequence[tuple[str, str, str, str]]) -> None:
+    """Ingest (doc_id, source, published, text) news records as the eval's corpus does."""
+    from rag_eval.data import corpus_document
 
-
-@dataclass
-class FakeReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    chunks: int = 0
-    errors: list[Any] = field(default_factory=list)
-
-
-@dataclass
-class FakeFileError:
-    path: Path
-    message: str
+    kb.add_documents(
+        [
+            corpus_document({"doc_id": d, "source": s, "published_at": p, "text": t})
+            for d, s, p, t in records
+        ]
+    )

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.retrieve import Retriever
-from rag.store import KnowledgeBase, doc_id_for
+from rag.knowledge_base import KnowledgeBase, doc_id_for
+from rag.retrieval import Retriever
 
 STARTUP_TIMEOUT = 60.0
 

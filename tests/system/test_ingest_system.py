@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.retrieve import Retriever
-from rag.store import KnowledgeBase
+from rag.knowledge_base import KnowledgeBase
+from rag.retrieval import Retriever
 
 CORPUS = Path("/work/shared/datasets/multihop-rag/corpus.jsonl")
-N_DOCS = 200  # several embedding groups (rag.store.EMBED_GROUP_CHUNKS) of a few documents each
+N_DOCS = 200  # several embedding groups (EMBED_GROUP_CHUNKS) of a few documents each
 DOC_CHARS = 1200  # several chunks per document: the run lasts long enough to kill midway
 KILL_AFTER = 5  # documents fully written
 

@@ -14,18 +14,19 @@ import pytest
 
 from rag import prompts
 from rag.answer import Engine
+from rag.compose import build_engine
 from rag.config import Settings
 from rag.events import Final, Searching, Sources, Token
-from rag.llm import (
+from rag.knowledge_base import KnowledgeBase
+from rag.llm import Endpoint, LLMError, OpenAICompatibleLLM
+from rag.llm.local import (
     LocalLLM,
     LocalModelServer,
-    OpenAICompatibleLLM,
     prefix_cache_dir,
     probe,
     start_local_server,
 )
 from rag.models import QWEN_GGUF_NAME, QWEN_GGUF_SHA256, ModelError, qwen_gguf_path
-from rag.store import KnowledgeBase
 
 QUESTION = "Who was Russia's lead negotiator?"
 SEED = Path(__file__).resolve().parents[2] / "seeds" / "000_cff91d0424af9357.txt"
@@ -50,7 +51,8 @@ def kb(embedder, tmp_path_factory) -> KnowledgeBase:
 
 
 def engine_with(kb: KnowledgeBase, **settings) -> Engine:
-    return Engine(kb.settings.model_copy(update=settings), kb)
+    """An engine as the CLI builds one: the model named by the settings, connected on first use."""
+    return build_engine(kb.settings.model_copy(update=settings), kb=kb)
 
 
 def run(engine: Engine, question: str = QUESTION):
@@ -130,7 +132,10 @@ def test_a_prompt_prefix_is_saved_once_and_restored_by_the_next_server(smollm2, 
 
     def fresh_server() -> LocalLLM:
         servers.append(LocalModelServer(smollm2, 0, threads=1, n_ctx=2048, cache_dir=cache))
-        return LocalLLM(servers[-1].base_url, "smollm2", smollm2, settings)
+        endpoint = Endpoint(
+            servers[-1].base_url, "smollm2", None, settings.llm_timeout, settings.llm_max_retries
+        )
+        return LocalLLM(endpoint, smollm2, settings)
 
     fresh_server().prime(prefix)  # computed, then saved
     saved = list(cache.glob("prefix-*.bin"))
@@ -150,6 +155,18 @@ def test_a_prompt_prefix_is_saved_once_and_restored_by_the_next_server(smollm2, 
     assert usage["prompt_tokens_details"]["cached_tokens"] >= usage["prompt_tokens"] - 1
 
 
+def test_an_endpoint_is_primed_by_asking_it_for_one_token(llm_server, failing_server):
+    from rag.answer import cache_prompt_prefixes
+
+    llm = OpenAICompatibleLLM(Endpoint(llm_server.base_url, llm_server.model_name, timeout=180))
+    cache_prompt_prefixes(llm)  # the answer and condense prefixes, as `rag setup` does
+    url, requests = failing_server
+    failing = OpenAICompatibleLLM(Endpoint(url, "model", None, timeout=5, max_retries=0))
+    with pytest.raises(LLMError, match="HTTP 500"):  # a real request, not a no-op
+        failing.prime([{"role": "user", "content": "Hi"}])
+    assert requests == ["/v1/chat/completions"]
+
+
 def test_probe_tells_a_running_server_from_a_closed_port(llm_server, free_port):
     assert probe(llm_server.base_url)
     assert not probe(f"http://127.0.0.1:{free_port()}/v1")
@@ -157,7 +174,7 @@ def test_probe_tells_a_running_server_from_a_closed_port(llm_server, free_port):
 
 def test_endpoint_that_is_down_gives_a_final_error_naming_it(kb, free_port):
     url = f"http://127.0.0.1:{free_port()}/v1"
-    llm = OpenAICompatibleLLM(url, "model", None, timeout=2, max_retries=0)
+    llm = OpenAICompatibleLLM(Endpoint(url, "model", None, timeout=2, max_retries=0))
     events, result = run(Engine(kb.settings, kb, llm))
     assert result.error and url in result.error
     assert "reach" in result.error.lower()
@@ -197,7 +214,7 @@ def failing_server() -> Iterator[tuple[str, list[str]]]:
 
 def test_endpoint_answering_http_500_gives_a_clear_error(kb, failing_server):
     url, requests = failing_server
-    llm = OpenAICompatibleLLM(url, "model", None, timeout=5, max_retries=0)
+    llm = OpenAICompatibleLLM(Endpoint(url, "model", None, timeout=5, max_retries=0))
     events, result = run(Engine(kb.settings, kb, llm))
     assert result.error and url in result.error and "HTTP 500" in result.error
     assert "model exploded" in result.error

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from rag.config import Settings
-from rag.llm import local_gguf
+from rag.llm.local import local_gguf
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from fakes import FakeDoc, FakeFileError, FakeReport
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -34,7 +33,8 @@ from rag.events import (
     Token,
     Turn,
 )
-from rag.ui import build_app
+from rag.knowledge_base import DocumentInfo, FileError, IngestReport
+from rag.web import build_app
 
 pytestmark = pytest.mark.browser
 
@@ -65,33 +65,35 @@ SPAN = "Ada Lovelace wrote the first published algorithm"
 
 
 class FakeKB:
-    """Documents in a dict; ingest reads the files so uploads really have to arrive."""
+    """Documents in a dict; ingest reads the files so uploads really have to arrive. Returns the
+    knowledge base's real record types."""
 
     def __init__(self) -> None:
-        self.docs: dict[str, FakeDoc] = {
-            "lovelace": FakeDoc("lovelace", "Notes on the Analytical Engine", "1843-10-01", 3)
+        self.docs: dict[str, DocumentInfo] = {
+            "lovelace": DocumentInfo(
+                "lovelace", "Notes on the Analytical Engine", 3, "hash", published="1843-10-01"
+            )
         }
         self.lock = threading.Lock()
 
-    def ingest(self, paths: Sequence[Path], progress: Any = None) -> FakeReport:
-        report = FakeReport()
+    def ingest(self, paths: Sequence[Path], progress: Any = None) -> IngestReport:
+        report = IngestReport()
         with self.lock:
             for path in paths:
                 try:
                     text = Path(path).read_text(encoding="utf-8")
                 except UnicodeDecodeError:
-                    report.errors.append(FakeFileError(path, "not a readable document"))
+                    report.errors.append(FileError(str(path), "not a readable document"))
                     continue
                 doc_id = hashlib.sha1(str(path).encode()).hexdigest()[:12]
-                report.updated += doc_id in self.docs
-                report.added += doc_id not in self.docs
-                self.docs[doc_id] = FakeDoc(
-                    doc_id, Path(path).stem, None, 1 + len(text) // 500, path
+                (report.updated if doc_id in self.docs else report.added).append(doc_id)
+                self.docs[doc_id] = DocumentInfo(
+                    doc_id, Path(path).stem, 1 + len(text) // 500, "hash", path=str(path)
                 )
                 report.chunks += self.docs[doc_id].chunks
         return report
 
-    def documents(self) -> list[FakeDoc]:
+    def documents(self) -> list[DocumentInfo]:
         with self.lock:
             return list(self.docs.values())
 

@@ -22,8 +22,9 @@ import test_page as base
 from playwright.sync_api import Browser, Page, expect
 
 from rag.answer import Engine
+from rag.compose import build_engine
 from rag.config import Settings
-from rag.llm import local_gguf
+from rag.llm.local import local_gguf
 
 pytestmark = pytest.mark.browser
 
@@ -52,7 +53,7 @@ def page_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def page_engine(page_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     seeds = tmp_path_factory.mktemp("seed")
     shutil.copy(SEED, seeds / SEED.name)
-    engine = Engine.from_settings(page_settings)
+    engine = build_engine(page_settings)
     report = engine.kb.ingest([seeds])
     assert not report.errors and engine.kb.stats()["documents"] == 1
     engine.warm_up()  # load the model before the page is served, as `rag serve` does

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from fakes import FailingLLM, FakeEmbedding, FakeLLM, PrimingLLM
 
-from rag.answer import Engine, cache_prompt_prefixes, needs_condensing
-from rag.citations import StreamingCitationFilter
+from rag.answer import Engine, cache_prompt_prefixes
+from rag.answer.citations import StreamingCitationFilter
+from rag.answer.condense import needs_condensing
 from rag.events import Final, Searching, Sources, Token, Turn
-from rag.store import KnowledgeBase
+from rag.knowledge_base import KnowledgeBase
+from rag.llm import LLMError
 
 REFUSAL = "The documents do not say."
 
@@ -41,6 +43,11 @@ def test_grounded_answer_cites_the_passage_that_says_it(kb, settings):
     assert "".join(e.text for e in events if isinstance(e, Token)).startswith("Russia's")
     assert set(result.timings) >= {"retrieval_ms", "first_token_ms", "total_ms"}
     assert result.tokens["prompt"] > result.tokens["passages"] > 0
+    # what the evals read: the model's own text, and the head of the ranking behind the passages
+    assert result.raw_answer == "Russia's delegation was led by Vladimir Medinsky [1]."
+    assert result.ranked[0].key == passages[0].chunk_id
+    assert result.ranked[0].doc_id == passages[0].doc_id
+    assert "Medinsky" in result.ranked[0].text
 
 
 def test_citation_naming_no_shown_passage_is_never_displayed(kb, settings):
@@ -49,6 +56,7 @@ def test_citation_naming_no_shown_passage_is_never_displayed(kb, settings):
     streamed = "".join(e.text for e in events if isinstance(e, Token))
     assert "[9]" not in streamed
     assert "[9]" not in result.answer
+    assert result.raw_answer == "Vladimir Medinsky led it [9]."  # before the check
     # the claim is grounded, so it is re-attributed to the passage that states it
     assert result.citations and all("Medinsky" in c.text for c in result.citations)
 
@@ -65,6 +73,7 @@ def test_model_refusal_is_reported_as_refusal_without_citations(kb, settings):
     llm = FakeLLM("The documents do not say [2].")
     _, result = run(Engine(settings, kb, llm), "Who led Ukraine's delegation?")
     assert result.refused and result.citations == []
+    assert result.answer == REFUSAL and result.raw_answer == "The documents do not say [2]."
 
 
 def test_nothing_relevant_refuses_without_calling_the_llm(kb, settings):
@@ -73,6 +82,9 @@ def test_nothing_relevant_refuses_without_calling_the_llm(kb, settings):
     assert result.refused and result.citations == []
     assert llm.calls == []
     assert next(e for e in events if isinstance(e, Sources)).passages == []
+    # the model was not asked; the ranking retrieval made is still reported (the evals measure it)
+    assert result.raw_answer is None
+    assert result.ranked and all(u.doc_id and u.text for u in result.ranked)
 
 
 def test_follow_up_is_condensed_with_history_and_first_turn_is_not(kb, settings):
@@ -158,6 +170,11 @@ def test_prompt_prefix_is_fixed_and_first(kb, settings):
         (["a [1, 7] b"], {1}, "a [1] b"),
         (["array[i] ok"], {1}, "array[i] ok"),
         (["ends with ["], {1}, "ends with ["),
+        # one grammar of marks everywhere: ranges and "and" are citations too
+        (["a [1-", "3] b"], {1, 3}, "a [1, 3] b"),
+        (["a [1 and 7] b"], {1}, "a [1] b"),
+        (["a [2\u20133] b"], {1}, "a  b"),
+        (["see [a] and [1]"], {1}, "see [a] and [1]"),
     ],
 )
 def test_streaming_filter_holds_back_and_drops_invalid_marks(chunks, valid, expected):
@@ -175,16 +192,33 @@ def test_names_taken_from_the_question_are_not_evidence(kb, settings):
 
 
 def test_warm_up_caches_the_answer_prefix_and_leaves_condensing_for_later(kb, settings):
-    llm = FakeLLM("ok", "ok", "ok", "ok")
+    llm = PrimingLLM()
     engine = Engine(settings, kb, llm)
     engine.warm_up(follow_ups=False)
-    assert len(llm.calls) == 1
-    assert llm.calls[0][: len(engine._prompt_prefix)] == engine._prompt_prefix
+    assert len(llm.primed) == 1
+    assert llm.primed[0][: len(engine._prompt_prefix)] == engine._prompt_prefix
     engine.warm_up_rest()
-    assert len(llm.calls) == 2 and "Follow-up question" in llm.calls[1][-1]["content"]
-    assert engine.retriever._ranker is not None  # the learned ranking's model, loaded
+    assert len(llm.primed) == 2 and "Follow-up question" in llm.primed[1][-1]["content"]
+    assert engine.retriever._reranker is not None  # the reranker's model, loaded
     engine.warm_up()  # both, as `rag chat` does
-    assert len(llm.calls) == 4
+    assert len(llm.primed) == 4 and llm.calls == []
+
+
+def test_warm_up_asks_a_model_without_a_prompt_cache_nothing(kb, settings):
+    llm = FakeLLM()  # LLM.prime is a no-op: nothing queued is consumed, nothing is asked
+    engine = Engine(settings, kb, llm)
+    engine.warm_up()
+    assert llm.calls == []
+    assert engine.retriever._reranker is not None  # the rest of the warm-up still ran
+
+
+def test_a_failing_warm_up_is_only_logged(kb, settings, caplog):
+    class Unreachable(PrimingLLM):
+        def prime(self, messages):
+            raise LLMError("Cannot reach the LLM")
+
+    Engine(settings, kb, Unreachable()).warm_up()  # errors surface later, on a real question
+    assert "warm-up failed: Cannot reach the LLM" in caplog.text
 
 
 def test_a_model_that_can_restore_prefixes_is_primed_not_asked(kb, settings):
@@ -203,8 +237,9 @@ def test_a_model_that_can_restore_prefixes_is_primed_not_asked(kb, settings):
 def test_long_questions_get_the_larger_passage_budget(settings):
     from llama_index.core.schema import NodeWithScore, TextNode
 
-    from rag.answer import count_tokens, select_passages
-    from rag.retrieve import Candidate, Retrieval
+    from rag.answer.context import select_passages
+    from rag.retrieval import Candidate, Retrieval
+    from rag.text import count_tokens
 
     text = "The council approved the budget after a long debate about the new tram line. " * 4
     candidates = [
@@ -218,3 +253,36 @@ def test_long_questions_get_the_larger_passage_budget(settings):
     long = select_passages(Retrieval(candidates, long=True), settings)
     assert [p.n for p in short] == [1]
     assert [p.n for p in long] == [1, 2, 3]
+
+
+def test_the_llm_is_connected_on_first_use_only(kb, settings):
+    connected: list[FakeLLM] = []
+
+    def connect() -> FakeLLM:
+        connected.append(FakeLLM("Vladimir Medinsky [1].", "Vladimir Medinsky [1]."))
+        return connected[-1]
+
+    engine = Engine(settings, kb, connect_llm=connect)
+    assert "not started" in str(engine.status()["llm"])
+    _, refused = run(engine, "Quantum chromodynamics lattice gauge?")  # nothing relevant
+    assert refused.refused and connected == []
+    _, result = run(engine, "Who was Russia's lead negotiator?")
+    assert not result.refused and len(connected) == 1
+    run(engine, "Who was Russia's lead negotiator?")
+    assert len(connected) == 1 and len(connected[0].calls) == 2  # connected once, then kept
+    assert engine.status()["llm"] == "fake LLM"
+
+
+def test_an_engine_without_a_model_says_so(kb, settings):
+    _, result = run(Engine(settings, kb), "Who was Russia's lead negotiator?")
+    assert result.error == "No language model is configured." and result.citations == []
+
+
+def test_build_engine_uses_the_given_parts(kb, settings):
+    from rag.compose import build_engine
+
+    llm = FakeLLM("Vladimir Medinsky [1].")
+    engine = build_engine(settings, llm=llm, kb=kb)
+    assert engine.kb is kb and engine.llm is llm
+    _, result = run(engine, "Who was Russia's lead negotiator?")
+    assert [c.n for c in result.citations] == [1]

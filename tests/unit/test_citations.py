@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import check_answer
+from rag.answer.citations import check_answer
 from rag.events import Passage
 
 REFUSAL = "The documents do not say."
@@ -75,3 +75,10 @@ def test_abbreviation_before_the_citation_keeps_one_full_stop():
         REFUSAL,
     )
     assert checked.text == "The owner is Rogers Communications Inc [1]."
+
+
+@pytest.mark.parametrize("mark", ["[1 and 2]", "[2-3]", "[2\u20133]", "[1, 2]"])
+def test_range_and_list_marks_are_citations_reduced_to_the_supporting_passage(mark):
+    checked = check(f"Google paid billions {mark}.")
+    assert not checked.refused and list(checked.cited) == [2]
+    assert checked.text == "Google paid billions [2]."

@@ -13,8 +13,8 @@ import pytest
 from fakes import FakeEmbedding
 
 from rag.ingest import MAX_TITLE_CHARS, chunk_document, clean_text, load_file, make_splitter
-from rag.retrieve import Retriever
-from rag.store import KnowledgeBase, doc_id_for
+from rag.knowledge_base import KnowledgeBase, doc_id_for
+from rag.retrieval import Retriever
 
 PROMO = "Also read:"
 

@@ -1,0 +1,283 @@
+"""Checking an answer against the passages it cites, cheaply and without another LLM call.
+
+A citation survives only if it names a passage that was shown and that passage contains the
+sentence's key facts (names and numbers, and enough of its content words). Sentences left with
+no supported citation are dropped; an answer with none left becomes a refusal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from rag.events import Citation, Passage
+from rag.text import (
+    CITATION_WITH_SPACE,
+    cited_numbers,
+    could_become_citation,
+    mark_numbers,
+    passage_sentences,
+    split_sentences,
+)
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d[\d,.]*\d|\d")
+STOPWORDS = frozenset(
+    """
+    a an the and or but if of to in on at by for with from as is are was were be been being it
+    its this that these those he she they them his her their there here what which who whom
+    whose when where why how do does did done has have had having not no yes so than then also
+    about into over after before during said says say both each other such only own same very
+    can could would should will may might must one two per via according however while
+    """.split()
+)
+_VERDICT = re.compile(r"(yes|no)\s*[.!,]?", re.IGNORECASE)
+MIN_CONTENT_OVERLAP = 0.5  # for sentences with no names or numbers to check
+# Sentences in a document that address the assistant. They are data, never instructions, and
+# never evidence: an answer that only they support is an injection being obeyed.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,60}\b(instructions?|rules|prompt|above|"
+    r"previous|context|documents?)\b|\b(reply|respond|answer|say|output|print|write)\b[^.!?\n]{0,40}"
+    r"\bonly\b|\byou are now\b|\bsystem prompt\b|\bas an ai\b",
+    re.IGNORECASE,
+)
+
+
+def words(text: str) -> list[str]:
+    return [w.lower().strip("'’-").rstrip(".,") for w in _WORD.findall(text)]
+
+
+def _stem(word: str) -> str:
+    return word[:5] if word.isalpha() else word.replace(",", "")
+
+
+def key_terms(sentence: str) -> tuple[list[list[str]], set[str]]:
+    """(names and numbers that must be supported, as phrases of adjacent words, and the other
+    content words)."""
+    text = CITATION_WITH_SPACE.sub("", sentence)
+    phrases: list[list[str]] = []
+    loose: set[str] = set()
+    previous_end = -2
+    for match in _WORD.finditer(text):
+        raw = match.group(0)
+        word = raw.lower().strip("'’-").rstrip(".,")
+        if word.endswith("'s") or word.endswith("’s"):
+            word = word[:-2]
+        if not word or word in STOPWORDS:
+            previous_end = -2
+            continue
+        if raw[0].isdigit() or raw[0].isupper():
+            adjacent = not text[previous_end : match.start()].strip()
+            if phrases and adjacent and previous_end >= 0:
+                phrases[-1].append(_stem(word))
+            else:
+                phrases.append([_stem(word)])
+            previous_end = match.end()
+        else:
+            previous_end = -2
+            if len(word) > 3:
+                loose.add(_stem(word))
+    return phrases, loose
+
+
+def factual_text(text: str) -> str:
+    """The passage without sentences that address the assistant."""
+    return " ".join(
+        m.group(0) for m in passage_sentences(text) if not _INSTRUCTION.search(m.group(0))
+    )
+
+
+def _terms(text: str) -> set[str]:
+    return {_stem(w.removesuffix("'s").removesuffix("’s")) for w in words(text)}
+
+
+def _about(passage: Passage) -> str:
+    """What the prompt shows next to the text: title, source and date (also as '31 October
+    2023'), so 'TechCrunch reported in October' can be checked against it."""
+    about = [passage.title, passage.source or "", passage.published or ""]
+    try:
+        day = date.fromisoformat((passage.published or "")[:10])
+        about.append(f"{day.day} {day:%B} {day.year}")
+    except ValueError:
+        pass
+    return " ".join(about)
+
+
+def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> bool:
+    """Do these passages contain the sentence's facts?
+
+    Names and numbers must all appear in the passages or in what the prompt shows about them
+    (echoing the question's names proves nothing); other content words may come from the
+    question, and must mostly be covered. (Also demanding that a sentence restating the question
+    be covered by the passages refused 47% of answerable MultiHop questions, mostly correct
+    yes/no answers phrased in the question's words, to catch one more seed unanswerable.)
+    """
+    available = _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
+    asked = _terms(question)
+    phrases, loose = key_terms(sentence)
+    for phrase in phrases:
+        missing = [term for term in phrase if term not in available]
+        # Echoing the question's names proves nothing, but a name the question spells out in
+        # full ("Sam Bankman-Fried", "Alameda Research") is found by any of its words.
+        if missing and (len(missing) == len(phrase) or any(t not in asked for t in missing)):
+            return False
+    if phrases:
+        return True
+    new_words = loose - asked
+    if not new_words:
+        return True
+    return len(new_words & available) / len(new_words) >= MIN_CONTENT_OVERLAP
+
+
+@dataclass
+class CheckedAnswer:
+    text: str
+    refused: bool
+    cited: dict[int, list[str]]  # passage number -> answer sentences that cite it
+
+
+def check_answer(
+    answer: str, passages: Sequence[Passage], question: str, refusal: str
+) -> CheckedAnswer:
+    """Keep only sentences whose citations name shown passages that support them."""
+    by_number = {p.n: p for p in passages}
+    kept: list[str] = []
+    cited: dict[int, list[str]] = {}
+    verdict = ""  # a leading "Yes." / "No.", kept only if a supported fact follows
+    for sentence in split_sentences(answer):
+        numbers = [n for n in cited_numbers(sentence) if n in by_number]
+        bare = re.sub(
+            r"([.!?])\1+$", r"\1", CITATION_WITH_SPACE.sub("", sentence).strip()
+        )  # "Inc.."
+        if not bare:
+            continue
+        if not kept and not verdict and not numbers and _VERDICT.fullmatch(bare):
+            verdict = bare[:-1] + "." if bare[-1] in ".!," else bare + "."
+            continue
+        supporting = [n for n in numbers if is_supported(sentence, [by_number[n]], question)]
+        if (
+            not supporting
+            and numbers
+            and is_supported(sentence, [by_number[n] for n in numbers], question)
+        ):
+            supporting = numbers  # the facts are spread over the cited passages together
+        if not supporting:
+            # Small models often forget or mistype the number of a correct, grounded claim: cite
+            # the first shown passage that does contain all of the sentence's facts, if any.
+            supporting = [p.n for p in passages if is_supported(sentence, [p], question)][:1]
+        if not supporting:
+            supporting = _covering(sentence, passages, question)
+        if not supporting:
+            names, _ = key_terms(sentence)
+            if kept and not names:  # a connective remark with no facts of its own
+                kept.append(bare)
+            continue
+        marks = "".join(f"[{n}]" for n in supporting)
+        kept.append(_place_marks(bare, marks))
+        for n in supporting:
+            cited.setdefault(n, []).append(bare)
+    if not cited:
+        return CheckedAnswer(refusal, True, {})
+    return CheckedAnswer(" ".join([verdict, *kept] if verdict else kept), False, cited)
+
+
+def _covering(sentence: str, passages: Sequence[Passage], question: str) -> list[int]:
+    """The fewest shown passages (at most three, each adding names) that together support a
+    sentence whose facts come from several documents ("A reports X, while B reports Y")."""
+    phrases, _ = key_terms(sentence)
+    needed = {term for phrase in phrases for term in phrase}
+    offered = {p.n: _terms(factual_text(p.text) + " " + _about(p)) & needed for p in passages}
+    chosen: list[int] = []
+    while needed and len(chosen) < 3:
+        best = max(offered, key=lambda n: (len(offered[n] & needed), -n), default=None)
+        if best is None or not offered[best] & needed:
+            break
+        chosen.append(best)
+        needed -= offered.pop(best)
+    if chosen and is_supported(sentence, [p for p in passages if p.n in chosen], question):
+        return sorted(chosen)
+    return []
+
+
+def _place_marks(sentence: str, marks: str) -> str:
+    """Put citation marks before the sentence's final punctuation: 'A fact [1].'"""
+    match = re.search(r"[.!?]+[\"'”’)]*$", sentence)
+    if not match:
+        return f"{sentence} {marks}"
+    return f"{sentence[: match.start()].rstrip()} {marks}{sentence[match.start() :]}"
+
+
+def supporting_span(passage: Passage, answer_sentences: Iterable[str]) -> tuple[int, int]:
+    """Offsets (in the source document) of the passage sentence that best matches the answer."""
+    target = {_stem(w) for s in answer_sentences for w in words(s) if w not in STOPWORDS}
+    best, best_score = (0, len(passage.text)), -1.0
+    for match in passage_sentences(passage.text):
+        segment = match.group(0)
+        if not segment.strip():
+            continue
+        terms = {_stem(w) for w in words(segment) if w not in STOPWORDS}
+        score = len(terms & target) / (1 + 0.01 * len(terms))
+        if score > best_score:
+            start = match.start() + (len(segment) - len(segment.lstrip()))
+            best, best_score = (start, match.end()), score
+    return passage.start + best[0], passage.start + best[1]
+
+
+def build_citations(checked: CheckedAnswer, passages: Sequence[Passage]) -> list[Citation]:
+    by_number = {p.n: p for p in passages}
+    citations = []
+    for n in sorted(checked.cited):
+        passage = by_number[n]
+        start, end = supporting_span(passage, checked.cited[n])
+        citations.append(
+            Citation(
+                n=n,
+                doc_id=passage.doc_id,
+                title=passage.title,
+                text=passage.text,
+                start=start,
+                end=end,
+                published=passage.published,
+                chunk_start=passage.start,
+                chunk_end=passage.end,
+            )
+        )
+    return citations
+
+
+class StreamingCitationFilter:
+    """Passes streamed text through, holding back a `[..` until it closes, and dropping citation
+    marks that name no shown passage — so an invalid number is never displayed, even briefly."""
+
+    def __init__(self, valid: Iterable[int]) -> None:
+        self.valid = set(valid)
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        out: list[str] = []
+        for char in text:
+            if self._held:
+                self._held += char
+                if char == "]":
+                    out.append(self._resolve(self._held))
+                    self._held = ""
+                elif not could_become_citation(self._held):
+                    out.append(self._held)
+                    self._held = ""
+            elif char == "[":
+                self._held = char
+            else:
+                out.append(char)
+        return "".join(out)
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+    def _resolve(self, mark: str) -> str:
+        numbers = mark_numbers(mark)
+        if not numbers:
+            return mark
+        kept = list(dict.fromkeys(n for n in numbers if n in self.valid))
+        return "[" + ", ".join(str(n) for n in kept) + "]" if kept else ""

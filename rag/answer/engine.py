@@ -1,0 +1,193 @@
+"""The chain behind every surface: condense → retrieve → prompt → stream → check citations.
+
+`Engine.answer()` yields events (rag/events.py); the page, the CLI, the API and the evals only
+consume them. Extra LLM calls are made only when needed: condensing runs only for a follow-up
+that refers back to the conversation, and the citation check is lexical, not another model call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
+
+from rag import prompts
+from rag.answer.citations import StreamingCitationFilter, build_citations, check_answer
+from rag.answer.condense import condense, needs_condensing
+from rag.answer.condense import warm_up_messages as condense_warm_up_messages
+from rag.answer.context import (
+    answer_messages,
+    format_passage,
+    prompt_prefix,
+    ranked_units,
+    select_passages,
+    warm_up_messages,
+)
+from rag.config import Settings
+from rag.events import AnswerResult, Event, Final, Searching, Sources, Token, Turn
+from rag.knowledge_base import KnowledgeBase
+from rag.llm import LLM, LLMError, Message
+from rag.retrieval import Retriever
+from rag.text import count_tokens, is_refusal_text
+
+log = logging.getLogger(__name__)
+
+
+def cache_prompt_prefixes(llm: LLM, follow_ups: bool = True) -> None:
+    """The answer prompt's fixed prefix (and the condense prompt's) into the model's cache;
+    needs no knowledge base (`rag setup` runs it)."""
+    llm.prime(warm_up_messages(prompt_prefix()))
+    if follow_ups:
+        llm.prime(condense_warm_up_messages())
+
+
+class Engine:
+    """Loads models and indexes once per process; answers many questions.
+
+    The LLM is connected on first use (`connect_llm`), so commands that never ask the model
+    (listing documents, refusing a question nothing relevant answers) never start one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kb: KnowledgeBase,
+        llm: LLM | None = None,
+        connect_llm: Callable[[], LLM] | None = None,
+        retriever: Retriever | None = None,
+    ) -> None:
+        self.settings = settings
+        self.kb = kb
+        self._llm = llm
+        self._connect_llm = connect_llm
+        self.retriever = retriever or Retriever(settings, kb)
+
+    @property
+    def llm(self) -> LLM:
+        if self._llm is None:
+            if self._connect_llm is None:
+                raise LLMError("No language model is configured.")
+            self._llm = self._connect_llm()
+        return self._llm
+
+    @cached_property
+    def _prompt_prefix(self) -> list[Message]:
+        return prompt_prefix()
+
+    def warm_up(self, follow_ups: bool = True) -> None:
+        """Load the model and put the fixed prompt prefixes in the server's cache, so the first
+        question pays no start-up cost. With `follow_ups=False` the condense prompt is left to
+        `warm_up_rest()` (a first question never needs it; `rag serve` runs it once the
+        page is up). Errors surface later, on a real question."""
+        try:
+            self.llm.prime(warm_up_messages(self._prompt_prefix))
+            if follow_ups:
+                self.warm_up_rest()
+            self.retriever.retrieve("warm-up")  # loads the keyword index, runs the embedder
+        except LLMError as exc:
+            log.warning("warm-up failed: %s", exc)
+
+    def warm_up_rest(self) -> None:
+        """What a first question does not need: the condense prompt (follow-ups) and the
+        reranker's model (long questions)."""
+        try:
+            self.llm.prime(condense_warm_up_messages())
+            self.retriever.reranker()
+        except (LLMError, ValueError) as exc:
+            log.warning("warm-up failed: %s", exc)
+
+    def answer(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
+        started = time.perf_counter()
+        question = " ".join(question.split())
+        refusal = prompts.refusal_text()
+        timings: dict[str, float] = {}
+
+        def elapsed() -> float:
+            return (time.perf_counter() - started) * 1000
+
+        def final(answer: str, refused: bool, **fields) -> Final:
+            timings["total_ms"] = elapsed()
+            fields.setdefault("question_used", question)
+            fields.setdefault("citations", [])
+            return Final(
+                AnswerResult(answer, refused, question=question, timings=timings, **fields)
+            )
+
+        if not question:
+            yield final("", False, error="Please type a question.")
+            return
+        question_used = question
+        try:
+            if needs_condensing(question, history):
+                question_used = condense(self.llm, question, history)
+                timings["condense_ms"] = elapsed()
+        except LLMError as exc:
+            yield final("", False, error=str(exc))
+            return
+        yield Searching(question_used)
+
+        retrieval_started = time.perf_counter()
+        retrieval = self.retriever.retrieve(question_used)
+        passages = select_passages(retrieval, self.settings)
+        timings["retrieval_ms"] = (time.perf_counter() - retrieval_started) * 1000
+        # what every result from here on carries
+        shown = {
+            "passages": passages,
+            "ranked": ranked_units(retrieval),
+            "question_used": question_used,
+        }
+        yield Sources(passages)
+        if not passages:  # nothing relevant: refuse without asking the model to guess
+            yield final(refusal, True, **shown)
+            return
+
+        messages = answer_messages(self._prompt_prefix, passages, question_used)
+        stream_filter = StreamingCitationFilter(p.n for p in passages)
+        pieces: list[str] = []
+        try:
+            for piece in self.llm.stream(messages, max_tokens=self.settings.llm_max_tokens):
+                if not pieces:
+                    timings["first_token_ms"] = elapsed()
+                pieces.append(piece)
+                if text := stream_filter.feed(piece):
+                    yield Token(text)
+            if rest := stream_filter.flush():
+                yield Token(rest)
+        except LLMError as exc:
+            yield final("", False, error=str(exc), **shown)
+            return
+
+        raw = "".join(pieces).strip()
+        shown["raw_answer"] = raw
+        shown["tokens"] = {
+            "prompt": sum(count_tokens(m["content"]) for m in messages),
+            "passages": sum(count_tokens(format_passage(p)) for p in passages),
+            "completion": count_tokens(raw),
+        }
+        if is_refusal_text(raw):
+            yield final(refusal, True, **shown)
+            return
+        checked = check_answer(raw, passages, question_used, refusal)
+        yield final(
+            checked.text,
+            checked.refused,
+            citations=build_citations(checked, passages),
+            **shown,
+        )
+
+    def ask(self, question: str, history: Sequence[Turn] = ()) -> AnswerResult:
+        """The final result of `answer()`, for callers that do not stream."""
+        for event in self.answer(question, history):
+            if isinstance(event, Final):
+                return event.result
+        raise AssertionError("answer() ended without a Final event")
+
+    def status(self) -> dict[str, object]:
+        stats = self.kb.stats()
+        if self.settings.llm_base_url:
+            llm = f"{self.settings.llm_model} at {self.settings.llm_base_url}"
+        elif self._llm is not None:
+            llm = self._llm.description
+        else:
+            llm = "shipped Qwen2.5-Coder-1.5B (local, not started yet)"
+        return {"llm": llm, "embed_model": self.kb.embedder.model_name, **stats}

@@ -1,0 +1,23 @@
+"""Documents in: read a file (llama-index readers), clean it, chunk it token-aware."""
+
+from rag.ingest.chunking import CHUNK_SCHEMA, chunk_document, chunk_id, make_splitter
+from rag.ingest.clean import MAX_TITLE_CHARS, clean_text, derive_title
+from rag.ingest.document import IngestError, LoadedDocument
+from rag.ingest.formats import SUPPORTED_SUFFIXES, is_supported, iter_files
+from rag.ingest.readers import load_file
+
+__all__ = [
+    "CHUNK_SCHEMA",
+    "MAX_TITLE_CHARS",
+    "SUPPORTED_SUFFIXES",
+    "IngestError",
+    "LoadedDocument",
+    "chunk_document",
+    "chunk_id",
+    "clean_text",
+    "derive_title",
+    "is_supported",
+    "iter_files",
+    "load_file",
+    "make_splitter",
+]

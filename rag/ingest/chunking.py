@@ -1,0 +1,63 @@
+"""Token-aware chunking (llama-index's SentenceSplitter, tiktoken counts) with stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from llama_index.core import Document
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+from rag.ingest.document import LoadedDocument
+
+# Bumped whenever what a chunk stores changes; an index built with another needs `rag reindex`.
+CHUNK_SCHEMA = 3
+# Metadata that is bookkeeping, not content: kept out of what the embedder and BM25 see.
+_HIDDEN_METADATA = ["doc_id", "path", "content_hash", "chunk_index", "published_day"]
+
+
+def make_splitter(chunk_size: int, chunk_overlap: int) -> SentenceSplitter:
+    """Token-aware splitter (tiktoken, llama-index's default tokenizer)."""
+    return SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+
+
+def chunk_id(doc_id: str, content_hash: str, index: int) -> str:
+    """Deterministic: the same document content always yields the same ids."""
+    return f"{hashlib.sha1(doc_id.encode()).hexdigest()[:12]}-{content_hash[:12]}-{index:04d}"
+
+
+def chunk_document(document: LoadedDocument, splitter: SentenceSplitter) -> list[TextNode]:
+    metadata = {
+        "doc_id": document.doc_id,
+        "title": document.title,
+        "content_hash": document.content_hash,
+        "path": document.path or "",
+    }
+    if document.published:
+        metadata["published"] = document.published
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", document.published):  # Chroma ranges need numbers
+            metadata["published_day"] = int(document.published.replace("-", ""))
+    if document.source:
+        metadata["source"] = document.source
+    hidden = _HIDDEN_METADATA + (["title"] if document.title_from_text else [])
+    # Split on the text alone so chunk_size counts text tokens. The embedder sees the text alone
+    # too (a metadata header costs embedding time), and questions name title, source and date
+    # where keyword search over sections and the filters look for them.
+    everything = [*metadata, "chunk_index"]
+    source = Document(
+        text=document.text,
+        metadata=metadata,
+        excluded_embed_metadata_keys=everything,
+        excluded_llm_metadata_keys=everything,
+    )
+    nodes = splitter.get_nodes_from_documents([source])
+    for index, node in enumerate(nodes):
+        node.id_ = chunk_id(document.doc_id, document.content_hash, index)
+        node.metadata["chunk_index"] = index
+        node.excluded_embed_metadata_keys = [*everything]
+        node.excluded_llm_metadata_keys = list(hidden)
+        # Only the link to the document: llama-index writes its id as the flat `doc_id` Chroma
+        # metadata that deletes filter on (with no link it writes the string 'None' there).
+        node.relationships = {NodeRelationship.SOURCE: RelatedNodeInfo(node_id=document.doc_id)}
+    return nodes

@@ -1,0 +1,164 @@
+"""The shipped model: its GGUF served by xllamacpp's OpenAI-compatible server on 127.0.0.1, in
+this process or in a shared `rag llm-server`, with prompt prefixes kept on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.config import Settings
+from rag.llm.base import LLMError, Message
+from rag.llm.openai_compatible import Endpoint, OpenAICompatibleLLM
+from rag.models import qwen_gguf_path
+
+log = logging.getLogger(__name__)
+
+SLOTS = 2  # server slots of the local model: the answer and the condense prompt prefixes
+KEPT_PREFIXES = 4  # saved prefix caches kept (~20 MB each for the shipped model)
+
+
+class LocalLLM(OpenAICompatibleLLM):
+    """The shipped model's llama.cpp server (in this process or a shared `rag llm-server`).
+
+    `prime` puts a fixed prompt prefix in a server slot's KV cache. The cache is saved to a file
+    the first time and restored from it on later starts: restoring takes milliseconds where
+    reading the prefix again takes seconds on a small CPU."""
+
+    def __init__(self, endpoint: Endpoint, gguf: Path, settings: Settings) -> None:
+        super().__init__(endpoint)
+        self._root = endpoint.base_url.rstrip("/").removesuffix("/v1")
+        stat = gguf.stat() if gguf.is_file() else None
+        self._tag = [gguf.name, stat.st_size if stat else 0, settings.local_llm_ctx]
+        self._cache_dir = prefix_cache_dir(settings)
+        self._next_slot = 0
+
+    def prime(self, messages: Sequence[Message]) -> None:
+        """Restore this prefix's saved KV cache into the next slot, or compute and save it."""
+        import httpx
+
+        key = hashlib.sha256(json.dumps([self._tag, list(messages)]).encode()).hexdigest()
+        filename = f"prefix-{key[:24]}.bin"
+        slot, self._next_slot = self._next_slot, (self._next_slot + 1) % SLOTS
+        if self._slot_action(slot, "restore", filename):
+            return
+        try:
+            reply = httpx.post(
+                f"{self._root}/v1/chat/completions",
+                json={"messages": list(messages), "max_tokens": 1, "id_slot": slot},
+                timeout=self.endpoint.timeout,
+            )
+            reply.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise LLMError(f"Cannot reach the LLM at {self.base_url}: {exc}") from exc
+        if self._slot_action(slot, "save", filename):
+            self._prune()
+
+    def _prune(self) -> None:
+        """Keep the newest saved prefixes only (older ones belong to edited prompts)."""
+        saved = sorted(
+            self._cache_dir.glob("prefix-*.bin"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        for old in saved[KEPT_PREFIXES:]:
+            old.unlink(missing_ok=True)
+
+    def _slot_action(self, slot: int, action: str, filename: str) -> bool:
+        """llama.cpp's /slots API; False when it cannot (no such file, no save path, busy)."""
+        import httpx
+
+        try:
+            reply = httpx.post(
+                f"{self._root}/slots/{slot}",
+                params={"action": action},
+                json={"filename": filename},
+                timeout=self.endpoint.timeout,
+            )
+        except httpx.HTTPError:
+            return False
+        if reply.status_code != 200:
+            log.debug("slot %s %s %s: HTTP %s", slot, action, filename, reply.status_code)
+        return reply.status_code == 200
+
+
+def prefix_cache_dir(settings: Settings) -> Path:
+    """Saved prompt-prefix KV caches (named by a hash of model and prompt) in the data dir."""
+    return settings.models_dir / "prefix-cache"
+
+
+class LocalModelServer:
+    """A GGUF served in this process by xllamacpp's OpenAI-compatible server on 127.0.0.1."""
+
+    def __init__(
+        self, gguf: Path, port: int, threads: int, n_ctx: int, cache_dir: Path | None = None
+    ) -> None:
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(gguf)
+        params.n_ctx = n_ctx
+        # Two slots, each keeping its own fixed prompt prefix warm in its KV cache (answer and
+        # condense prompts); the server routes a request to the slot sharing the longest prefix.
+        params.n_parallel = SLOTS
+        params.cache_prompt = True
+        if cache_dir is not None:
+            try:
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                params.endpoint_slots = True
+                params.slot_save_path = f"{cache_dir}/"  # llama.cpp appends the file name as is
+            except OSError:  # prefixes are then computed on each start
+                log.info("no prefix cache: cannot write %s", cache_dir)
+        params.port = port
+        params.verbosity = 0
+        threads = threads or os.cpu_count() or 2
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        self._server = xllamacpp.Server(params)
+        address = self._server.listening_address.rstrip("/")
+        if not address.startswith("http"):
+            address = f"http://{address}"
+        self.base_url = f"{address}/v1"
+        self.model_name = gguf.stem
+
+
+def probe(base_url: str, timeout: float = 0.5) -> bool:
+    """True when an OpenAI-compatible server answers /models at base_url."""
+    try:
+        with urllib.request.urlopen(f"{base_url.rstrip('/')}/models", timeout=timeout) as reply:
+            return bool(json.load(reply).get("data"))
+    except (OSError, ValueError):
+        return False
+
+
+_local_servers: dict[Path, LocalModelServer] = {}
+
+
+def local_gguf(settings: Settings) -> Path:
+    return settings.local_llm_gguf or qwen_gguf_path(settings.models_dir)
+
+
+def start_local_server(settings: Settings, port: int | None = None) -> LocalModelServer:
+    """Start (once per process) the shipped model's server."""
+    gguf = local_gguf(settings)
+    if gguf not in _local_servers:
+        log.info("starting local model %s", gguf.name)
+        _local_servers[gguf] = LocalModelServer(
+            gguf,
+            port=settings.local_llm_port if port is None else port,
+            threads=settings.local_llm_threads,
+            n_ctx=settings.local_llm_ctx,
+            cache_dir=prefix_cache_dir(settings),
+        )
+    return _local_servers[gguf]
+
+
+def connect_local_llm(settings: Settings) -> LocalLLM:
+    """A running shared local server (`rag llm-server`), else one started in this process."""
+    gguf = local_gguf(settings)
+    shared = f"http://127.0.0.1:{settings.local_llm_port}/v1"
+    base_url = shared if probe(shared) else start_local_server(settings, port=0).base_url
+    endpoint = Endpoint(base_url, gguf.stem, None, settings.llm_timeout, settings.llm_max_retries)
+    return LocalLLM(endpoint, gguf, settings)

@@ -1,0 +1,103 @@
+"""Every model rag talks to sits behind an OpenAI-compatible chat endpoint (OpenAI, vLLM,
+Ollama, llama.cpp, or the shipped model's local server). This module is the one place that
+turns an endpoint's address into a client: rag's own `OpenAICompatibleLLM`, and the llama-index
+`OpenAILike` object that the eval's baseline pipeline needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from rag.llm.base import LLM, LLMError, Message
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    model: str
+    api_key: str | None = None
+    timeout: float = 60.0  # seconds
+    max_retries: int = 1
+
+    @property
+    def description(self) -> str:
+        return f"{self.model} at {self.base_url}"
+
+
+def openai_client(endpoint: Endpoint) -> Any:
+    """The official client for the endpoint (an API key is sent only when one is set)."""
+    import openai
+
+    return openai.OpenAI(
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key or "none",
+        timeout=endpoint.timeout,
+        max_retries=endpoint.max_retries,
+    )
+
+
+def llama_index_llm(endpoint: Endpoint, max_tokens: int, context_window: int) -> Any:
+    """The same endpoint as a llama-index LLM (for pipelines built from llama-index parts)."""
+    from llama_index.llms.openai_like import OpenAILike
+
+    return OpenAILike(
+        model=endpoint.model,
+        api_base=endpoint.base_url,
+        api_key=endpoint.api_key or "none",
+        is_chat_model=True,
+        temperature=0.0,
+        max_tokens=max_tokens,
+        context_window=context_window,
+        timeout=endpoint.timeout,
+        max_retries=endpoint.max_retries,
+    )
+
+
+class OpenAICompatibleLLM(LLM):
+    """Streamed chat completions at temperature 0 from any OpenAI-compatible endpoint."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.description = endpoint.description
+
+    @property
+    def base_url(self) -> str:
+        return self.endpoint.base_url
+
+    @property
+    def model(self) -> str:
+        return self.endpoint.model
+
+    @cached_property
+    def _client(self) -> Any:
+        return openai_client(self.endpoint)
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
+        import openai
+
+        try:
+            chunks = self._client.chat.completions.create(
+                model=self.endpoint.model,
+                messages=list(messages),
+                temperature=0.0,
+                max_tokens=max_tokens,
+                stream=True,
+            )
+            for chunk in chunks:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.APITimeoutError as exc:
+            raise LLMError(f"The LLM at {self.base_url} timed out ({exc}).") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMError(f"Cannot reach the LLM at {self.base_url}: is it running?") from exc
+        except openai.APIStatusError as exc:
+            raise LLMError(
+                f"The LLM at {self.base_url} answered HTTP {exc.status_code}: {exc.message}"
+            ) from exc
+
+    def prime(self, messages: Sequence[Message]) -> None:
+        """Ask for one token: a server with a prompt cache then holds the prefix."""
+        for _ in self.stream(messages, max_tokens=1):
+            pass

@@ -1,0 +1,68 @@
+"""Secrets never leave: one redaction for every error text shown to a user, written to a log or
+returned by an API; and the rule for which addresses may be served without a password."""
+
+from __future__ import annotations
+
+import re
+
+from rag.config import Settings
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MASK = "***"
+
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://)[^/@\s]+@")
+_BEARER = re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_KEY_PARAMS = re.compile(
+    r"((?:api[_-]?key|access[_-]?token|token|key|secret|password)\s*[=:]\s*[\"']?)[^\s\"'&,;]+",
+    re.IGNORECASE,
+)
+_OPENAI_STYLE_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
+
+
+def secrets_of(settings: Settings | None) -> list[str]:
+    """The configured secret values (API keys, the page's password)."""
+    if settings is None:
+        return []
+    values = []
+    for secret in (
+        settings.llm_api_key,
+        settings.embed_api_key,
+        settings.judge_api_key,
+        settings.api_key,
+        settings.auth,
+    ):
+        value = secret.get_secret_value() if secret is not None else ""
+        if value:
+            values.append(value)
+            if ":" in value:  # user:password: the password alone too
+                values.append(value.split(":", 1)[1])
+    return sorted(set(values), key=len, reverse=True)
+
+
+def redact(text: str, settings: Settings | None = None) -> str:
+    """The text without credentials: configured secrets, `Bearer …` tokens, `key=…`
+    parameters, OpenAI-style keys, and user:password in URLs."""
+    for value in secrets_of(settings):
+        if len(value) >= 3:
+            text = text.replace(value, MASK)
+    text = _URL_USERINFO.sub(r"\1", text)
+    text = _BEARER.sub(rf"\g<1>{MASK}", text)
+    text = _KEY_PARAMS.sub(rf"\g<1>{MASK}", text)
+    return _OPENAI_STYLE_KEY.sub(MASK, text)
+
+
+def page_auth(settings: Settings) -> tuple[str, str] | None:
+    """The page's (user, password), or None; refuses non-local addresses without one."""
+    auth = settings.auth.get_secret_value() if settings.auth is not None else ""
+    if auth:
+        user, sep, password = auth.partition(":")
+        if not (sep and user and password):
+            raise ValueError("RAG_AUTH must look like user:password.")
+        return user, password
+    if settings.host not in LOCAL_HOSTS:
+        raise ValueError(
+            f"Refusing to serve on {settings.host}: the page would be reachable from other "
+            "machines without a password. Set RAG_AUTH=user:password, or use "
+            "RAG_HOST=127.0.0.1."
+        )
+    return None

@@ -1,0 +1,144 @@
+"""Running questions: through rag's `Engine.answer()` (or its retriever alone), through BM25
+alone, and through the baseline, question by question in turn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rag.answer import Engine
+from rag.events import Final, Passage
+from rag.retrieval import SubQuery
+from rag.retrieval.plan import is_long
+from rag.text import cited_numbers, is_refusal_text
+from rag_eval.data import Question
+from rag_eval.heldout import HeldOutRanker
+from rag_eval.judge import progress
+from rag_eval.metrics import TOP, answer_measures, retrieval_measures
+
+if TYPE_CHECKING:
+    from rag_eval.baseline import Baseline
+
+
+def short(text: str | None, limit: int = 220) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def base_row(q: Question) -> dict[str, Any]:
+    return {
+        "id": q.id,
+        "question": q.text,
+        "question_type": q.question_type,
+        "answerable": q.answerable,
+        "golds": q.answers,
+        "gold_doc_ids": q.gold_doc_ids,
+        "facts": q.facts,
+    }
+
+
+def ranked_summary(ranked: Sequence[tuple[str, str, str]]) -> list[dict[str, str]]:
+    return [{"doc_id": d, "chunk_id": c, "text": short(t, 160)} for d, c, t in ranked[:3]]
+
+
+def passage_dicts(passages: Sequence[Passage]) -> list[dict[str, Any]]:
+    return [{"n": p.n, "doc_id": p.doc_id, "title": p.title, "text": p.text} for p in passages]
+
+
+def refusal_cause(refused: bool, passages: Sequence[Passage], raw: str | None) -> str | None:
+    """Why rag refused: nothing relevant shown, the model declined, or the check dropped all."""
+    if not refused:
+        return None
+    if not passages:
+        return "retrieval"
+    if raw is not None and is_refusal_text(raw):
+        return "model"
+    return "check"
+
+
+def rag_row(engine: Engine, q: Question, full: bool) -> dict[str, Any]:
+    """One question through `Engine.answer()` (retrieval only when not `full`)."""
+    row = base_row(q)
+    if not full:
+        started = time.perf_counter()
+        retrieval = engine.retriever.retrieve(q.text)
+        ranked = [(c.doc_id, c.key, c.unit_text) for c in retrieval.candidates[:TOP]]
+        row["question_used"] = q.text
+        row["timings"] = {"retrieval_ms": (time.perf_counter() - started) * 1000}
+    else:
+        result = next(e.result for e in engine.answer(q.text, q.history) if isinstance(e, Final))
+        ranked = [(u.doc_id, u.key, u.text) for u in result.ranked[:TOP]]
+        if result.error and not result.ranked:
+            # failed before retrieving (condensing): measure retrieval of the question as asked
+            retrieval = engine.retriever.retrieve(q.text)
+            ranked = [(c.doc_id, c.key, c.unit_text) for c in retrieval.candidates[:TOP]]
+        passages = result.passages
+        raw = result.raw_answer if passages else None
+        shown = [p.n for p in passages]
+        raw_cited = cited_numbers(raw or "")
+        row.update(
+            question_used=result.question_used,
+            answer=result.answer,
+            refused=result.refused,
+            refused_by=refusal_cause(result.refused, passages, raw),
+            error=result.error,
+            raw_answer=raw,
+            raw_citation_valid=(
+                bool(raw_cited) and set(raw_cited) <= set(shown)
+                if raw and not is_refusal_text(raw)
+                else None
+            ),
+            passages=passage_dicts(passages),
+            timings=dict(result.timings),
+            tokens=dict(result.tokens),
+            **answer_measures(q, result.answer, result.refused, shown, result.error),
+        )
+        row["_passages"] = passages
+    row["retrieval"] = retrieval_measures(q, [(d, t) for d, _, t in ranked])
+    row["top"] = ranked_summary(ranked)
+    return row
+
+
+def keyword_row(engine: Engine, q: Question) -> dict[str, Any]:
+    """Retrieval measures of plain BM25 over the units rag ranks for this question (sections
+    for a long one): no plan, no filters, no fusion."""
+    row = base_row(q)
+    started = time.perf_counter()
+    indexes = engine.retriever.keyword_indexes()
+    hits = []
+    if indexes is not None:
+        long = is_long(q.text, engine.settings.long_question_words)
+        index = indexes.sections if long else indexes.chunks
+        hits = index.search(SubQuery(q.text), TOP)
+    row["timings"] = {"retrieval_ms": (time.perf_counter() - started) * 1000}
+    ranked = [
+        (str(h.node.metadata.get("doc_id", "")), h.node.get_content(metadata_mode="none"))
+        for h in hits
+    ]
+    row["retrieval"] = retrieval_measures(q, ranked)
+    return row
+
+
+def run_questions(
+    engine: Engine,
+    questions: Sequence[Question],
+    full: bool,
+    baseline: Baseline | None,
+    held_out: HeldOutRanker | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, list[dict[str, Any]]]:
+    """rag and the baseline question by question, in turn, so a machine shared with other
+    work slows both alike (each keeps its own fixed prompt prefix in one server slot); BM25 alone
+    (retrieval only) beside them. `held_out` (the reranker the engine's retriever uses) is told
+    each question first."""
+    rows: list[dict[str, Any]] = []
+    base_rows: list[dict[str, Any]] | None = [] if baseline else None
+    keyword_rows: list[dict[str, Any]] = []
+    for q in progress(questions, "questions" if baseline else "rag"):
+        if held_out is not None:
+            held_out.hold_out(q.id)
+        rows.append(rag_row(engine, q, full))
+        if baseline is not None and base_rows is not None:
+            base_rows.append(baseline.row(q))
+        keyword_rows.append(keyword_row(engine, q))
+    return rows, base_rows, keyword_rows
