@@ -24,6 +24,8 @@ class Passage:
     published: str | None = None
     source: str | None = None
     score: float = 0.0
+    page: int | None = None  # 1-based page of a paged document (PDF) where the passage starts
+    section: str | None = None  # heading path of the passage ("2.4 Library Notes")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Citation:
     published: str | None = None
     chunk_start: int = 0  # chunk offsets in the source document; span - chunk_start indexes text
     chunk_end: int = 0
+    page: int | None = None  # 1-based page of the supporting span in a paged document (PDF)
+    section: str | None = None  # heading path of the passage
+    support: float | None = None  # probability that the passage supports what cites it
 
     @property
     def span(self) -> str:
@@ -55,6 +60,16 @@ class RankedUnit:
     text: str
 
 
+@dataclass(frozen=True)
+class SentenceVerdict:
+    """One sentence of the model's answer and what the check made of it."""
+
+    text: str  # without citation marks
+    citations: list[int]  # passage numbers it cites (as in the final answer)
+    support: float | None  # probability that its cited passages support it
+    kept: bool  # in the final answer
+
+
 @dataclass
 class AnswerResult:
     answer: str
@@ -68,6 +83,9 @@ class AnswerResult:
     error: str | None = None
     ranked: list[RankedUnit] = field(default_factory=list)  # the ranking's head, best first
     raw_answer: str | None = None  # the model's text before the citation check
+    sentences: list[SentenceVerdict] = field(default_factory=list)
+    # why an answer was refused: "not_in_documents", "no_documents" (the knowledge base is empty)
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The object `rag ask --json` prints and the page's `ask` API returns."""
@@ -80,6 +98,8 @@ class AnswerResult:
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
             "tokens": dict(self.tokens),
             "error": self.error,
+            "reason": self.reason,
+            "sentences": [asdict(s) for s in self.sentences],
         }
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from rag.events import Citation, Passage
 from rag.text import (
+    CITATION,
     CITATION_WITH_SPACE,
     cited_numbers,
     could_become_citation,
@@ -241,9 +242,32 @@ def build_citations(checked: CheckedAnswer, passages: Sequence[Passage]) -> list
                 published=passage.published,
                 chunk_start=passage.start,
                 chunk_end=passage.end,
+                page=passage.page,
+                section=passage.section,
             )
         )
     return citations
+
+
+def renumber(
+    checked: CheckedAnswer, passages: Sequence[Passage]
+) -> tuple[CheckedAnswer, list[Passage]]:
+    """Number the passages 1..k in the order the answer first cites them (uncited ones after,
+    in their order), and rewrite the answer's marks to match: a reader sees [1], [2], … and
+    never a lone [3]."""
+    answer = checked.text
+    order = [n for n in cited_numbers(answer) if any(p.n == n for p in passages)]
+    order += [p.n for p in passages if p.n not in order]
+    new = {old: i for i, old in enumerate(order, start=1)}
+    by_number = {p.n: p for p in passages}
+
+    def rewrite(match: re.Match[str]) -> str:
+        numbers = [new[n] for n in mark_numbers(match.group(0)) if n in new]
+        return "".join(f"[{n}]" for n in dict.fromkeys(numbers)) if numbers else match.group(0)
+
+    renumbered = [replace(by_number[old], n=new[old]) for old in order]
+    cited = {new[n]: sentences for n, sentences in checked.cited.items()}
+    return CheckedAnswer(CITATION.sub(rewrite, answer), checked.refused, cited), renumbered
 
 
 class StreamingCitationFilter:

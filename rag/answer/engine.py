@@ -13,7 +13,12 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 
 from rag import prompts
-from rag.answer.citations import StreamingCitationFilter, build_citations, check_answer
+from rag.answer.citations import (
+    StreamingCitationFilter,
+    build_citations,
+    check_answer,
+    renumber,
+)
 from rag.answer.condense import condense, needs_condensing
 from rag.answer.condense import warm_up_messages as condense_warm_up_messages
 from rag.answer.context import (
@@ -137,8 +142,11 @@ class Engine:
             "question_used": question_used,
         }
         yield Sources(passages)
+        if retrieval.empty_corpus:
+            yield final(prompts.load("no_documents").strip(), True, reason="no_documents", **shown)
+            return
         if not passages:  # nothing relevant: refuse without asking the model to guess
-            yield final(refusal, True, **shown)
+            yield final(refusal, True, reason="not_in_documents", **shown)
             return
 
         messages = answer_messages(self._prompt_prefix, passages, question_used)
@@ -165,13 +173,17 @@ class Engine:
             "completion": count_tokens(raw),
         }
         if is_refusal_text(raw):
-            yield final(refusal, True, **shown)
+            yield final(refusal, True, reason="not_in_documents", **shown)
             return
         checked = check_answer(raw, passages, question_used, refusal)
+        if checked.refused:
+            yield final(checked.text, True, reason="not_in_documents", **shown)
+            return
+        checked, shown["passages"] = renumber(checked, passages)
         yield final(
             checked.text,
-            checked.refused,
-            citations=build_citations(checked, passages),
+            False,
+            citations=build_citations(checked, shown["passages"]),
             **shown,
         )
 

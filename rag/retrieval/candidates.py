@@ -49,6 +49,7 @@ class Retrieval:
     candidates: list[Candidate]
     plan: list[SubQuery] = field(default_factory=list)
     long: bool = False  # a long, entity-rich question: ranked by sections, given more context
+    empty_corpus: bool = False  # nothing is indexed at all
 
     @property
     def parts(self) -> int:

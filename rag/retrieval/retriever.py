@@ -85,7 +85,7 @@ class Retriever:
         """Ranked candidates for the question, best first, with the plan that produced them."""
         indexes = self.keyword_indexes()
         if indexes is None:
-            return Retrieval([], [SubQuery(question)])
+            return Retrieval([], [SubQuery(question)], empty_corpus=True)
         first = first_stage(question, self.kb, indexes, self._aliases, self.settings)
         candidates = first.candidates
         if first.learned and candidates:

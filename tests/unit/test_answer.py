@@ -286,3 +286,39 @@ def test_build_engine_uses_the_given_parts(kb, settings):
     assert engine.kb is kb and engine.llm is llm
     _, result = run(engine, "Who was Russia's lead negotiator?")
     assert [c.n for c in result.citations] == [1]
+
+
+def test_citations_are_renumbered_in_order_of_first_use():
+    from rag.answer.citations import CheckedAnswer, renumber
+    from rag.events import Passage
+
+    passages = [Passage(n, f"c{n}", "d", "t", f"text {n}", 0, 6) for n in (1, 2, 3)]
+    checked = CheckedAnswer("A [3]. B [1][3]. C [2-3].", False, {3: ["A"], 1: ["B"], 2: ["C"]})
+    renumbered, shown = renumber(checked, passages)
+    assert renumbered.text == "A [1]. B [2][1]. C [3][1]."
+    assert [(p.n, p.text) for p in shown] == [(1, "text 3"), (2, "text 1"), (3, "text 2")]
+    assert renumbered.cited == {1: ["A"], 2: ["B"], 3: ["C"]}
+
+
+def test_a_lone_second_passage_becomes_citation_one(kb, settings):
+    question = "Who was Russia's lead negotiator?"
+    passages = list(Engine(settings, kb, FakeLLM("x")).answer(question))[1].passages
+    assert len(passages) >= 2
+    late = passages[-1]
+    answer = f"{' '.join(late.text.split()[:12])} [{late.n}]."
+    _, result = run(Engine(settings, kb, FakeLLM(answer)), question)
+    assert not result.refused  # the sentence is the passage's own words
+    assert result.answer.endswith("[1].")
+    assert [c.n for c in result.citations] == [1]
+    assert result.citations[0].text == late.text
+    assert result.passages[0].text == late.text
+
+
+def test_empty_knowledge_base_says_how_to_add_documents(settings):
+    empty = KnowledgeBase(settings, FakeEmbedding())
+    llm = FakeLLM()  # never asked
+    _, result = run(Engine(settings, empty, llm), "Who led Russia's delegation?")
+    assert result.refused and result.reason == "no_documents"
+    assert "rag ingest" in result.answer and result.citations == []
+    assert llm.calls == []
+    assert result.to_json()["reason"] == "no_documents"
