@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0, le=5)
     llm_max_tokens: int = Field(default=160, ge=16)
+    max_question_chars: int = Field(default=1000, ge=20, description="longer questions are refused")
     local_llm_gguf: Path | None = Field(default=None, description="Serve this GGUF instead")
     local_llm_port: int = Field(default=8766, description="Port of the shared local model server")
     local_llm_threads: int = Field(default=0, description="0 = all cores")

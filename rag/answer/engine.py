@@ -121,6 +121,15 @@ class Engine:
         if not question:
             yield final("", False, error="Please type a question.")
             return
+        if len(question) > self.settings.max_question_chars:
+            limit = self.settings.max_question_chars
+            yield final(
+                "",
+                False,
+                error=f"The question is {len(question):,} characters long; the limit is "
+                f"{limit:,}. Ask about one thing at a time.",
+            )
+            return
         question_used = question
         try:
             if needs_condensing(question, history):

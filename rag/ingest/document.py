@@ -19,6 +19,7 @@ class LoadedDocument:
     source: str | None = None
     path: str | None = None
     title_from_text: bool = False  # a title derived from the first line adds nothing to embed
+    size: int | None = None  # bytes of the file it was read from
 
     @property
     def content_hash(self) -> str:

@@ -78,4 +78,5 @@ def load_file(path: Path, doc_id: str | None = None) -> LoadedDocument:
         published=published,
         path=str(path),
         title_from_text=not title,
+        size=len(data),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 Progress = Callable[[int, int, str], None]  # (done, total, current doc)
 
@@ -21,6 +22,16 @@ class DocumentInfo:
     published: str | None = None
     source: str | None = None
     path: str | None = None
+    size: int | None = None  # bytes of the file it was read from
+    added: str | None = None  # when this version was stored (UTC, ISO 8601)
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.path or self.doc_id).name
+
+    @property
+    def file_type(self) -> str:
+        return Path(self.path or self.doc_id).suffix.lower().lstrip(".")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,8 @@ class KnowledgeBase:
                 published=meta.get("published"),
                 source=meta.get("source"),
                 path=meta.get("path"),
+                size=meta.get("size"),
+                added=meta.get("added"),
             )
             for doc_id, meta in zip(records["ids"], records["metadatas"], strict=True)
         ]
@@ -280,6 +283,7 @@ class KnowledgeBase:
         """Store embedded chunks, then each document's manifest record (written last, so a
         document counts as stored only when all its chunks are)."""
         doc_ids = [document.doc_id for document, _ in batch]
+        added = datetime.now(UTC).isoformat(timespec="seconds")
         # Remove leftovers of a killed run of these very versions, then write them whole.
         self.chunks.delete(where={"doc_id": {"$in": doc_ids}})
         nodes = [node for _, group in batch for node in group]
@@ -299,6 +303,8 @@ class KnowledgeBase:
                         "source": document.source,
                         "path": document.path,
                         "title_from_text": document.title_from_text,
+                        "size": document.size,
+                        "added": added,
                     }
                 )
                 for document, group in batch
@@ -342,6 +348,7 @@ class KnowledgeBase:
                 source=row["meta"].get("source"),
                 path=row["meta"].get("path"),
                 title_from_text=bool(row["meta"].get("title_from_text")),
+                size=row["meta"].get("size"),
             )
             for row in rows
         ]

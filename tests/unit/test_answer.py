@@ -322,3 +322,10 @@ def test_empty_knowledge_base_says_how_to_add_documents(settings):
     assert "rag ingest" in result.answer and result.citations == []
     assert llm.calls == []
     assert result.to_json()["reason"] == "no_documents"
+
+
+def test_overlong_question_is_refused_with_the_limit(kb, settings):
+    llm = FakeLLM()
+    _, result = run(Engine(settings, kb, llm), "why " * 400)
+    assert result.error and f"{settings.max_question_chars:,}" in result.error
+    assert llm.calls == []

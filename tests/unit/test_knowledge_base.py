@@ -314,3 +314,13 @@ def test_chunk_embeddings_are_the_stored_vectors_by_chunk_id(kb):
     for node in nodes:
         expected = embed.get_text_embedding(node.get_content(metadata_mode="embed"))
         assert np.allclose(matrix[rows[node.node_id]], expected, atol=1e-6)
+
+
+def test_documents_record_file_name_type_size_and_when_added(settings, seed_dir):
+    kb = KnowledgeBase(settings, FakeEmbedding())
+    kb.ingest([seed_dir])
+    (doc,) = kb.documents()
+    seed = next(seed_dir.iterdir())
+    assert doc.file_name == seed.name and doc.file_type == "txt"
+    assert doc.size == seed.stat().st_size
+    assert doc.added and doc.added.endswith("+00:00")
