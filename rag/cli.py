@@ -15,6 +15,7 @@ from rag.config import Settings, get_settings
 from rag.events import AnswerResult, Final, Searching, Token, Turn
 
 DEFAULT_DOCS = Path("seeds")
+NO_WAIT_HELP = "fail at once, instead of waiting, while another rag process is writing"
 
 
 def _progress_bar(desc: str):
@@ -45,10 +46,23 @@ def _engine(settings: Settings, with_llm: bool = False):
     return engine
 
 
-def _knowledge_base(settings: Settings):
+def _knowledge_base(settings: Settings, args: argparse.Namespace | None = None, **options):
+    """The knowledge base; a writing command waits for another writer (saying so on stderr)
+    unless `--no-wait` was given."""
     from rag.compose import build_knowledge_base
 
-    return build_knowledge_base(settings)
+    wait = not getattr(args, "no_wait", False)
+    return build_knowledge_base(
+        settings,
+        wait_for_writer=wait,
+        on_wait=lambda message: print(message, file=sys.stderr),
+        **options,
+    )
+
+
+def _shown(text: str) -> str:
+    """A name as one line of a listing: control characters (a newline in a file name) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -57,10 +71,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if missing:
         print(f"error: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
-    kb = _knowledge_base(settings)
+    kb = _knowledge_base(settings, args)
     report = kb.ingest(paths, sync=args.sync, progress=_progress_bar("ingesting"))
     for error in report.errors:
-        print(f"skipped {error.message}", file=sys.stderr)
+        print(f"skipped {_shown(error.message)}", file=sys.stderr)
     stats = kb.stats()
     print(
         f"added {len(report.added)}, updated {len(report.updated)}, unchanged "
@@ -78,12 +92,12 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     if not documents:
         print("No documents yet. Add some with: rag ingest PATH")
     for d in documents:
-        print(f"{d.doc_id}\t{d.chunks} chunks\t{d.published or '-'}\t{d.title}")
+        print(f"{_shown(d.doc_id)}\t{d.chunks} chunks\t{d.published or '-'}\t{_shown(d.title)}")
     return 0
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
-    kb = _knowledge_base(settings)
+    kb = _knowledge_base(settings, args)
     status = 0
     for doc_id in args.doc_ids:
         if kb.delete(doc_id):
@@ -95,10 +109,8 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.compose import build_knowledge_base
-
     # Opened without the settings check: rebuilding is how a mismatch gets fixed.
-    kb = build_knowledge_base(settings, check_config=False)
+    kb = _knowledge_base(settings, args, check_config=False)
     report = kb.reindex(progress=_progress_bar("reindexing"))
     print(f"reindexed {len(report.added)} documents into {report.chunks} chunks")
     return 0
@@ -184,9 +196,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.ingest_if_empty and engine.kb.stats()["documents"] == 0 and DEFAULT_DOCS.is_dir():
         report = engine.kb.ingest([DEFAULT_DOCS], progress=_progress_bar("ingesting seeds"))
         print(f"ingested {len(report.added)} documents from {DEFAULT_DOCS}/")
-    engine.warm_up(follow_ups=False)  # the first question then pays no start-up cost
-    # The condense prompt (follow-ups) and the ranking model load while the page is already up.
-    threading.Thread(target=engine.warm_up_rest, daemon=True).start()
+    if settings.uses_local_llm:
+        engine.warm_up(follow_ups=False)  # the first question then pays no start-up cost
+        # The condense prompt (follow-ups) and the reranker load while the page is already up.
+        threading.Thread(target=engine.warm_up_rest, daemon=True).start()
+    else:
+        # A remote endpoint may be slow or down: the page comes up at once and says so.
+        if not engine.llm_reachable():
+            print(f"warning: {engine.llm_problem}", file=sys.stderr)
+        threading.Thread(target=engine.warm_up, daemon=True).start()
     serve(engine, settings)
     return 0
 
@@ -237,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="add or update documents (default: seeds/)")
     p.add_argument("paths", nargs="*", help="files or folders")
     p.add_argument("--sync", action="store_true", help="also remove documents whose files are gone")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("docs", help="list documents")
@@ -245,9 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("delete", help="remove documents by id (see `rag docs`)")
     p.add_argument("doc_ids", nargs="+")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("reindex", help="rebuild chunks and embeddings with the current settings")
+    p.add_argument("--no-wait", action="store_true", help=NO_WAIT_HELP)
     p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("ask", help="answer questions; successive ones are one conversation")
@@ -308,16 +329,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from rag.knowledge_base import IndexMismatchError
+    from rag.knowledge_base.lock import WriterBusyError
     from rag.llm import LLMError
     from rag.models import ModelError
+    from rag.security import install_log_redaction, redact
 
+    install_log_redaction(None)
+
+    settings = None
     try:
         settings = get_settings()
+        install_log_redaction(settings)
         return args.func(args, settings)
     except ValidationError as exc:
-        print(f"error: invalid setting: {exc}", file=sys.stderr)
-    except (IndexMismatchError, ModelError, LLMError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: invalid setting: {redact(str(exc), settings)}", file=sys.stderr)
+    except (IndexMismatchError, ModelError, LLMError, WriterBusyError) as exc:
+        print(f"error: {redact(str(exc), settings)}", file=sys.stderr)
     return 2
 
 

@@ -5,6 +5,8 @@ model; none of them constructs clients itself."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from rag.answer import Engine
@@ -31,9 +33,21 @@ def build_embedder(settings: Settings) -> BaseEmbedding:
     return MiniLMEmbedding(settings.models_dir, threads=settings.local_llm_threads)
 
 
-def build_knowledge_base(settings: Settings, check_config: bool = True) -> KnowledgeBase:
-    """With `check_config=False` an index built with other settings opens anyway (reindex)."""
-    return KnowledgeBase(settings, build_embedder(settings), check_config=check_config)
+def build_knowledge_base(
+    settings: Settings,
+    check_config: bool = True,
+    wait_for_writer: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+) -> KnowledgeBase:
+    """With `check_config=False` an index built with other settings opens anyway (reindex);
+    `wait_for_writer=False` makes a write fail at once while another process writes."""
+    return KnowledgeBase(
+        settings,
+        build_embedder(settings),
+        check_config=check_config,
+        wait_for_writer=wait_for_writer,
+        on_wait=on_wait,
+    )
 
 
 def _endpoint(settings: Settings, base_url: str | None, model: str, key) -> Endpoint | None:
@@ -45,6 +59,8 @@ def _endpoint(settings: Settings, base_url: str | None, model: str, key) -> Endp
         key.get_secret_value() if key else None,
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
+        connect_timeout=settings.llm_connect_timeout,
+        first_token_timeout=settings.llm_first_token_timeout,
     )
 
 

@@ -55,8 +55,14 @@ class Settings(BaseSettings):
     llm_model: str = Field(
         default=SHIPPED_LLM_MODEL, validation_alias=AliasChoices("RAG_LLM_MODEL")
     )
-    llm_timeout: float = Field(default=60.0, gt=0)
-    llm_max_retries: int = Field(default=1, ge=0, le=5)
+    llm_timeout: float = Field(default=60.0, gt=0, description="a request that is not streamed")
+    llm_max_retries: int = Field(default=1, ge=0, le=5, description="of a failed connection")
+    llm_connect_timeout: float = Field(default=5.0, gt=0)
+    # A hung endpoint costs at most this; the shipped model, in this process or a shared
+    # `rag llm-server`, waits longer (local_llm_first_token_timeout): on a busy small CPU a long
+    # prompt can take that long before its first token.
+    llm_first_token_timeout: float = Field(default=30.0, gt=0)
+    local_llm_first_token_timeout: float = Field(default=300.0, gt=0)
     llm_max_tokens: int = Field(default=160, ge=16)
     max_question_chars: int = Field(default=1000, ge=20, description="longer questions are refused")
     local_llm_gguf: Path | None = Field(default=None, description="Serve this GGUF instead")

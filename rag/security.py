@@ -3,6 +3,8 @@ returned by an API; and the rule for which addresses may be served without a pas
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 
 from rag.config import Settings
@@ -19,11 +21,15 @@ _KEY_PARAMS = re.compile(
 _OPENAI_STYLE_KEY = re.compile(r"\bsk-[A-Za-z0-9_-]{8,}")
 
 
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)|^RAG_AUTH$", re.IGNORECASE)
+
+
 def secrets_of(settings: Settings | None) -> list[str]:
-    """The configured secret values (API keys, the page's password)."""
+    """The configured secret values (API keys, the page's password), and those of environment
+    variables named like secrets (settings may not have loaded when an error is reported)."""
+    values = [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 6]
     if settings is None:
-        return []
-    values = []
+        return sorted(set(values), key=len, reverse=True)
     for secret in (
         settings.llm_api_key,
         settings.embed_api_key,
@@ -66,3 +72,31 @@ def page_auth(settings: Settings) -> tuple[str, str] | None:
             "RAG_HOST=127.0.0.1."
         )
     return None
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts every log record's message before any handler writes it."""
+
+    def __init__(self, settings: Settings | None) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message, self.settings)
+        if record.exc_info:  # a traceback may quote a URL or a reply body
+            import traceback
+
+            cleaned += "\n" + redact("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_log_redaction(settings: Settings | None) -> None:
+    """Every handler of the root logger redacts what it writes (handlers added later by a
+    library bypass this, which is why error texts are also redacted where they are made)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter(settings))

@@ -34,6 +34,7 @@ from rag.events import AnswerResult, Event, Final, Searching, Sources, Token, Tu
 from rag.knowledge_base import KnowledgeBase
 from rag.llm import LLM, LLMError, Message
 from rag.retrieval import Retriever
+from rag.security import redact
 from rag.text import count_tokens, is_refusal_text
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Engine:
         self._llm = llm
         self._connect_llm = connect_llm
         self.retriever = retriever or Retriever(settings, kb)
+        self.llm_problem: str | None = None  # why the model endpoint is not usable, if known
 
     @property
     def llm(self) -> LLM:
@@ -86,11 +88,27 @@ class Engine:
         page is up). Errors surface later, on a real question."""
         try:
             self.llm.prime(warm_up_messages(self._prompt_prefix))
+            self.llm_problem = None
             if follow_ups:
                 self.warm_up_rest()
             self.retriever.retrieve("warm-up")  # loads the keyword index, runs the embedder
         except LLMError as exc:
-            log.warning("warm-up failed: %s", exc)
+            self.llm_problem = redact(str(exc), self.settings)
+            log.warning("warm-up failed: %s", self.llm_problem)
+
+    def llm_reachable(self, timeout: float = 2.0) -> bool:
+        """Whether the model endpoint answers at all (its model list), within `timeout`;
+        `llm_problem` says why not."""
+        from rag.llm.local import answers
+
+        base_url = getattr(self.llm, "base_url", None)
+        if base_url is None or answers(base_url, timeout=timeout):
+            return True
+        self.llm_problem = redact(
+            f"model endpoint not answering: {base_url} (answers will fail until it does)",
+            self.settings,
+        )
+        return False
 
     def warm_up_rest(self) -> None:
         """What a first question does not need: the condense prompt (follow-ups) and the
@@ -99,7 +117,7 @@ class Engine:
             self.llm.prime(condense_warm_up_messages())
             self.retriever.reranker()
         except (LLMError, ValueError) as exc:
-            log.warning("warm-up failed: %s", exc)
+            log.warning("warm-up failed: %s", redact(str(exc), self.settings))
 
     def answer(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
         started = time.perf_counter()
@@ -136,7 +154,7 @@ class Engine:
                 question_used = condense(self.llm, question, history)
                 timings["condense_ms"] = elapsed()
         except LLMError as exc:
-            yield final("", False, error=str(exc))
+            yield final("", False, error=redact(str(exc), self.settings))
             return
         yield Searching(question_used)
 
@@ -171,7 +189,7 @@ class Engine:
             if rest := stream_filter.flush():
                 yield Token(rest)
         except LLMError as exc:
-            yield final("", False, error=str(exc), **shown)
+            yield final("", False, error=redact(str(exc), self.settings), **shown)
             return
 
         raw = "".join(pieces).strip()
@@ -206,9 +224,12 @@ class Engine:
     def status(self) -> dict[str, object]:
         stats = self.kb.stats()
         if self.settings.llm_base_url:
-            llm = f"{self.settings.llm_model} at {self.settings.llm_base_url}"
+            endpoint = f"{self.settings.llm_model} at {self.settings.llm_base_url}"
+            llm = redact(endpoint, self.settings)
         elif self._llm is not None:
             llm = self._llm.description
         else:
             llm = "shipped Qwen2.5-Coder-1.5B (local, not started yet)"
+        if self.llm_problem:
+            llm += f" ({self.llm_problem})"
         return {"llm": llm, "embed_model": self.kb.embedder.model_name, **stats}

@@ -9,9 +9,10 @@ redoing first removes whatever a killed run left of it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,19 +25,21 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 from rag.config import Settings
 from rag.ingest import (
     CHUNK_SCHEMA,
+    LARGE_TEXT_CHARS,
     IngestError,
     LoadedDocument,
-    chunk_document,
     iter_files,
     load_file,
     make_splitter,
 )
+from rag.ingest.chunking import chunk_pieces
 from rag.knowledge_base.chroma import (
     clean_metadata,
     make_chroma_client,
     node_from_record,
     where_filter,
 )
+from rag.knowledge_base.lock import NoLock, WriterLock
 from rag.knowledge_base.records import (
     DocumentInfo,
     FileError,
@@ -59,11 +62,20 @@ class KnowledgeBase:
         embedder: BaseEmbedding,
         client: Any = None,
         check_config: bool = True,
+        wait_for_writer: bool = True,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
+        """`wait_for_writer=False`: a write while another process writes fails at once
+        (WriterBusyError) instead of waiting; `on_wait` is told when a write waits."""
         self.settings = settings
         self._check = check_config
         self.embedder = embedder
         self.client = client or make_chroma_client(settings)
+        self.writer = (
+            NoLock()
+            if settings.chroma_url
+            else WriterLock(settings.data_dir, wait=wait_for_writer, notify=on_wait)
+        )
         self.splitter = make_splitter(settings.chunk_size, settings.chunk_overlap)
         self._fingerprint: str | None = None
         self._open_collections()
@@ -79,6 +91,20 @@ class KnowledgeBase:
         }
 
     def _open_collections(self) -> None:
+        """Open the collections; creating them (or replacing an empty one built with other
+        settings) is a write, so it takes the writer lock, and opening existing ones does not."""
+        name = self.settings.collection
+        existing = {c if isinstance(c, str) else c.name for c in self.client.list_collections()}
+        if {name, f"{name}__documents"} <= existing:
+            self._get_collections()
+        else:
+            with self.writer.held():
+                self._get_collections()
+        if self._check:
+            self._check_config()
+        self.vector_store = ChromaVectorStore(chroma_collection=self.chunks)
+
+    def _get_collections(self) -> None:
         name = self.settings.collection
         self.chunks = self.client.get_or_create_collection(
             name, metadata={**self.index_config, "hnsw:space": "cosine"}, embedding_function=None
@@ -86,9 +112,6 @@ class KnowledgeBase:
         self.manifest = self.client.get_or_create_collection(
             f"{name}__documents", embedding_function=None
         )
-        if self._check:
-            self._check_config()
-        self.vector_store = ChromaVectorStore(chroma_collection=self.chunks)
 
     def _check_config(self) -> None:
         stored = self.chunks.metadata or {}
@@ -100,12 +123,13 @@ class KnowledgeBase:
         if not differences:
             return
         if self.chunks.count() == 0 and self.manifest.count() == 0:
-            self.client.delete_collection(self.chunks.name)
-            self.chunks = self.client.get_or_create_collection(
-                self.settings.collection,
-                metadata={**self.index_config, "hnsw:space": "cosine"},
-                embedding_function=None,
-            )
+            with self.writer.held():
+                self.client.delete_collection(self.chunks.name)
+                self.chunks = self.client.get_or_create_collection(
+                    self.settings.collection,
+                    metadata={**self.index_config, "hnsw:space": "cosine"},
+                    embedding_function=None,
+                )
             return
         described = ", ".join(
             f"{k}: index has {old!r}, settings say {new!r}" for k, (old, new) in differences.items()
@@ -209,7 +233,10 @@ class KnowledgeBase:
     def ingest(
         self, paths: Iterable[Path], sync: bool = False, progress: Progress | None = None
     ) -> IngestReport:
-        """Load, chunk and store files; with `sync`, drop documents whose files are gone."""
+        """Load, chunk and store files; with `sync`, drop documents whose files are gone.
+
+        A file that cannot be read or chunked is reported in `errors` and every other file is
+        still stored."""
         paths = [Path(p) for p in paths]
         report = IngestReport()
         loaded: list[LoadedDocument] = []
@@ -218,15 +245,20 @@ class KnowledgeBase:
                 loaded.append(load_file(path, doc_id=doc_id_for(path)))
             except IngestError as exc:
                 report.errors.append(FileError(str(path), str(exc)))
-        self.add_documents(loaded, report=report, progress=progress)
-        if sync:
-            seen = {doc_id_for(p) for p in iter_files(paths)}
-            # Compare resolved paths: a root of "." has the id ".", a prefix of no relative id.
-            roots = [p.resolve() for p in paths]
-            for info in self.documents():
-                under_root = any(Path(info.doc_id).resolve().is_relative_to(root) for root in roots)
-                if under_root and info.doc_id not in seen and self.delete(info.doc_id):
-                    report.removed.append(info.doc_id)
+            except Exception as exc:  # a reader's bug must not cost the other files
+                log.warning("reading %s failed: %r", path, exc)
+                report.errors.append(FileError(str(path), f"{path.name}: cannot be read ({exc})"))
+        with self.writer.held():
+            self.add_documents(loaded, report=report, progress=progress)
+            if sync:
+                seen = {doc_id_for(p) for p in iter_files(paths)}
+                # Resolved paths: a root of "." has the id ".", a prefix of no relative id.
+                roots = [p.resolve() for p in paths]
+                for info in self.documents():
+                    resolved = Path(info.doc_id).resolve()
+                    under_root = any(resolved.is_relative_to(root) for root in roots)
+                    if under_root and info.doc_id not in seen and self.delete(info.doc_id):
+                        report.removed.append(info.doc_id)
         return report
 
     def add_documents(
@@ -238,67 +270,54 @@ class KnowledgeBase:
         """Chunk, embed and store new or changed documents; unchanged ones are skipped.
 
         Chunks of several documents are embedded in one call: length-sorted batches pad less.
-        Writing stays in this thread: on 2 cores Chroma's index threads would compete with the
-        embedder's."""
+        A large document is chunked, embedded and written a piece at a time, its manifest
+        record last. Writing stays in this thread: on 2 cores Chroma's index threads would
+        compete with the embedder's."""
         report = report or IngestReport()
-        known = {d.doc_id: d.content_hash for d in self.documents()}
-        pending: list[tuple[LoadedDocument, list[TextNode]]] = []
-        stored = 0  # documents written or found unchanged: what progress reports
-
-        def advance(count: int, doc_id: str) -> None:
-            nonlocal stored
-            stored += count
+        with self.writer.held():
+            known = {d.doc_id: d.content_hash for d in self.documents()}
+            writer = _BatchWriter(self, report, len(documents), progress)
             if progress:
-                progress(stored, len(documents), doc_id)
-
-        def flush() -> None:
-            nodes = [node for _, group in pending for node in group]
-            texts = [node.get_content(metadata_mode="embed") for node in nodes]
-            vectors = self.embedder.get_text_embedding_batch(texts) if texts else []
-            for node, vector in zip(nodes, vectors, strict=True):
-                node.embedding = vector
-            self._write_documents(pending)
-            advance(len(pending), pending[-1][0].doc_id)
-            pending.clear()
-
-        if progress:
-            progress(0, len(documents), "")
-        for document in documents:
-            previous = known.get(document.doc_id)
-            if previous == document.content_hash:
-                report.unchanged.append(document.doc_id)
-                advance(1, document.doc_id)
-                continue
-            nodes = chunk_document(document, self.splitter)
-            pending.append((document, nodes))
-            report.chunks += len(nodes)
-            (report.updated if previous else report.added).append(document.doc_id)
-            if sum(len(group) for _, group in pending) >= EMBED_GROUP_CHUNKS:
-                flush()
-        if pending:
-            flush()
+                progress(0, len(documents), "")
+            for document in documents:
+                previous = known.get(document.doc_id)
+                if previous == document.content_hash:
+                    report.unchanged.append(document.doc_id)
+                    writer.advance(1, document.doc_id)
+                    continue
+                if writer.add(document):
+                    (report.updated if previous else report.added).append(document.doc_id)
+            writer.flush()
         return report
 
-    def _write_documents(self, batch: list[tuple[LoadedDocument, list[TextNode]]]) -> None:
-        """Store embedded chunks, then each document's manifest record (written last, so a
-        document counts as stored only when all its chunks are)."""
-        doc_ids = [document.doc_id for document, _ in batch]
-        added = datetime.now(UTC).isoformat(timespec="seconds")
-        # Remove leftovers of a killed run of these very versions, then write them whole.
-        self.chunks.delete(where={"doc_id": {"$in": doc_ids}})
-        nodes = [node for _, group in batch for node in group]
+    def _embed(self, nodes: list[TextNode]) -> None:
+        texts = [node.get_content(metadata_mode="embed") for node in nodes]
+        vectors = self.embedder.get_text_embedding_batch(texts) if texts else []
+        for node, vector in zip(nodes, vectors, strict=True):
+            node.embedding = vector
+
+    def _write_chunks(self, doc_ids: list[str], nodes: list[TextNode], fresh: bool) -> None:
+        """Embedded chunks into Chroma; `fresh` first removes what a killed run (or the
+        previous version) left of these documents."""
+        if fresh:
+            self.chunks.delete(where={"doc_id": {"$in": doc_ids}})
         if nodes:
             self.vector_store.add(nodes)
+
+    def _write_manifest(self, documents: list[tuple[LoadedDocument, int]]) -> None:
+        """Each document's manifest record, written after all its chunks: a document counts
+        as stored only when they all are."""
+        added = datetime.now(UTC).isoformat(timespec="seconds")
         self.manifest.upsert(
-            ids=doc_ids,
-            embeddings=[[1.0]] * len(batch),
-            documents=[document.text for document, _ in batch],
+            ids=[document.doc_id for document, _ in documents],
+            embeddings=[[1.0]] * len(documents),
+            documents=[document.text for document, _ in documents],
             metadatas=[
                 clean_metadata(
                     {
                         "title": document.title,
                         "content_hash": document.content_hash,
-                        "chunks": len(group),
+                        "chunks": chunks,
                         "published": document.published,
                         "source": document.source,
                         "path": document.path,
@@ -307,24 +326,29 @@ class KnowledgeBase:
                         "added": added,
                     }
                 )
-                for document, group in batch
+                for document, chunks in documents
             ],
         )
         self._fingerprint = None
 
     def delete(self, doc_id: str) -> bool:
-        if not self.manifest.get(ids=[doc_id])["ids"]:
-            return False
-        self._fingerprint = None
-        self.chunks.delete(where={"doc_id": doc_id})
-        self.manifest.delete(ids=[doc_id])
-        return True
+        with self.writer.held():
+            if not self.manifest.get(ids=[doc_id])["ids"]:
+                return False
+            self._fingerprint = None
+            self.chunks.delete(where={"doc_id": doc_id})
+            self.manifest.delete(ids=[doc_id])
+            return True
 
     def reindex(self, progress: Progress | None = None) -> IngestReport:
         """Rebuild chunks and embeddings from the stored document texts with current settings.
 
         The texts are saved to a file first, so a reindex that dies midway loses nothing: the
         next reindex starts from that file."""
+        with self.writer.held():
+            return self._reindex(progress)
+
+    def _reindex(self, progress: Progress | None) -> IngestReport:
         backup = self.settings.data_dir / f"reindex-{self.settings.collection}.jsonl"
         if not backup.is_file():
             records = self.manifest.get(include=["documents", "metadatas"])
@@ -359,6 +383,72 @@ class KnowledgeBase:
         report = self.add_documents(documents, progress=progress)
         backup.unlink()
         return report
+
+
+class _BatchWriter:
+    """Collects chunks of several documents into embedding calls of about EMBED_GROUP_CHUNKS,
+    and writes each document's manifest record once all its chunks are stored."""
+
+    def __init__(
+        self, kb: KnowledgeBase, report: IngestReport, total: int, progress: Progress | None
+    ) -> None:
+        self.kb, self.report, self.total, self.progress = kb, report, total, progress
+        self.pending: list[tuple[LoadedDocument, list[TextNode]]] = []
+        self.stored = 0  # documents written or found unchanged: what progress reports
+
+    def advance(self, count: int, doc_id: str) -> None:
+        self.stored += count
+        if self.progress:
+            self.progress(self.stored, self.total, doc_id)
+
+    def add(self, document: LoadedDocument) -> bool:
+        """Chunk (and, once enough are pending, store) one document; False if it failed."""
+        try:
+            pieces = chunk_pieces(document, self.kb.splitter)
+            first = next(pieces)
+            if len(document.text) <= LARGE_TEXT_CHARS:
+                self.pending.append((document, first))
+                self.report.chunks += len(first)
+                if sum(len(group) for _, group in self.pending) >= EMBED_GROUP_CHUNKS:
+                    self.flush()
+                return True
+            self.flush()  # a large document streams on its own
+            self._stream(document, itertools.chain([first], pieces))
+            return True
+        except Exception as exc:  # one document's failure must not cost the others
+            log.warning("ingesting %s failed: %r", document.doc_id, exc)
+            name = Path(document.path or document.doc_id).name
+            self.report.errors.append(
+                FileError(document.path or document.doc_id, f"{name}: cannot be indexed ({exc})")
+            )
+            self.advance(1, document.doc_id)
+            return False
+
+    def _stream(self, document: LoadedDocument, pieces: Iterable[list[TextNode]]) -> None:
+        fresh, count, group = True, 0, []
+        for nodes in pieces:
+            group += nodes
+            while len(group) >= EMBED_GROUP_CHUNKS:
+                batch, group = group[:EMBED_GROUP_CHUNKS], group[EMBED_GROUP_CHUNKS:]
+                self.kb._embed(batch)
+                self.kb._write_chunks([document.doc_id], batch, fresh)
+                fresh, count = False, count + len(batch)
+        self.kb._embed(group)
+        self.kb._write_chunks([document.doc_id], group, fresh)
+        count += len(group)
+        self.kb._write_manifest([(document, count)])
+        self.report.chunks += count
+        self.advance(1, document.doc_id)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        nodes = [node for _, group in batch for node in group]
+        self.kb._embed(nodes)
+        self.kb._write_chunks([document.doc_id for document, _ in batch], nodes, fresh=True)
+        self.kb._write_manifest([(document, len(group)) for document, group in batch])
+        self.advance(len(batch), batch[-1][0].doc_id)
 
 
 def doc_id_for(path: Path) -> str:

@@ -133,6 +133,20 @@ def probe(base_url: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def answers(base_url: str, timeout: float) -> bool:
+    """True when anything answers HTTP at base_url's model list (an error status included: an
+    endpoint that wants a key still answers), False when it cannot be reached in time."""
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(f"{base_url.rstrip('/')}/models", timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 _local_servers: dict[Path, LocalModelServer] = {}
 
 
@@ -160,5 +174,13 @@ def connect_local_llm(settings: Settings) -> LocalLLM:
     gguf = local_gguf(settings)
     shared = f"http://127.0.0.1:{settings.local_llm_port}/v1"
     base_url = shared if probe(shared) else start_local_server(settings, port=0).base_url
-    endpoint = Endpoint(base_url, gguf.stem, None, settings.llm_timeout, settings.llm_max_retries)
+    endpoint = Endpoint(
+        base_url,
+        gguf.stem,
+        None,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+        connect_timeout=settings.llm_connect_timeout,
+        first_token_timeout=settings.local_llm_first_token_timeout,
+    )
     return LocalLLM(endpoint, gguf, settings)

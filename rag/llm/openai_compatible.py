@@ -18,8 +18,10 @@ class Endpoint:
     base_url: str
     model: str
     api_key: str | None = None
-    timeout: float = 60.0  # seconds
-    max_retries: int = 1
+    timeout: float = 60.0  # seconds: a whole request that is not streamed
+    max_retries: int = 1  # of a request that could not connect (never of a timed-out one)
+    connect_timeout: float = 5.0
+    first_token_timeout: float = 30.0  # and the longest pause between streamed pieces
 
     @property
     def description(self) -> str:
@@ -27,14 +29,23 @@ class Endpoint:
 
 
 def openai_client(endpoint: Endpoint) -> Any:
-    """The official client for the endpoint (an API key is sent only when one is set)."""
+    """The official client for the endpoint, for streamed chat: it fails after
+    `connect_timeout` without a connection and after `first_token_timeout` without a byte of
+    reply, and retries nothing itself (`OpenAICompatibleLLM` retries what never connected)."""
+    import httpx
     import openai
 
+    timeout = httpx.Timeout(
+        endpoint.first_token_timeout,
+        connect=endpoint.connect_timeout,
+        write=endpoint.connect_timeout,
+        pool=endpoint.connect_timeout,
+    )
     return openai.OpenAI(
         base_url=endpoint.base_url,
         api_key=endpoint.api_key or "none",
-        timeout=endpoint.timeout,
-        max_retries=endpoint.max_retries,
+        timeout=timeout,
+        max_retries=0,
     )
 
 
@@ -77,25 +88,48 @@ class OpenAICompatibleLLM(LLM):
     def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
         import openai
 
+        chunks = self._open(messages, max_tokens)
         try:
-            chunks = self._client.chat.completions.create(
-                model=self.endpoint.model,
-                messages=list(messages),
-                temperature=0.0,
-                max_tokens=max_tokens,
-                stream=True,
-            )
             for chunk in chunks:
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
         except openai.APITimeoutError as exc:
-            raise LLMError(f"The LLM at {self.base_url} timed out ({exc}).") from exc
-        except openai.APIConnectionError as exc:
-            raise LLMError(f"Cannot reach the LLM at {self.base_url}: is it running?") from exc
-        except openai.APIStatusError as exc:
-            raise LLMError(
-                f"The LLM at {self.base_url} answered HTTP {exc.status_code}: {exc.message}"
-            ) from exc
+            raise LLMError(self._timed_out()) from exc
+        except openai.APIError as exc:
+            raise LLMError(f"The LLM at {self.base_url} failed mid-answer ({exc}).") from exc
+        finally:
+            chunks.close()  # a stopped answer stops the model's request too
+
+    def _open(self, messages: Sequence[Message], max_tokens: int) -> Any:
+        """The streamed request, retried only when it could not even connect."""
+        import openai
+
+        for attempt in range(self.endpoint.max_retries + 1):
+            try:
+                return self._client.chat.completions.create(
+                    model=self.endpoint.model,
+                    messages=list(messages),
+                    temperature=0.0,
+                    max_tokens=max_tokens,
+                    stream=True,
+                )
+            except openai.APITimeoutError as exc:
+                raise LLMError(self._timed_out()) from exc
+            except openai.APIConnectionError as exc:
+                if attempt < self.endpoint.max_retries:
+                    continue
+                raise LLMError(f"Cannot reach the LLM at {self.base_url}: is it running?") from exc
+            except openai.APIStatusError as exc:
+                raise LLMError(
+                    f"The LLM at {self.base_url} answered HTTP {exc.status_code}: {exc.message}"
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _timed_out(self) -> str:
+        return (
+            f"The model endpoint {self.base_url} is not answering (no reply within "
+            f"{self.endpoint.first_token_timeout:g} s)."
+        )
 
     def prime(self, messages: Sequence[Message]) -> None:
         """Ask for one token: a server with a prompt cache then holds the prefix."""

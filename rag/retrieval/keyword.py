@@ -9,6 +9,7 @@ indexes are keyed by the knowledge base's fingerprint and rebuilt only when the 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -199,9 +200,20 @@ def load_or_build(kb, folder: Path, section_chunks: int) -> KeywordIndexes | Non
     retrievers = [
         BM25Retriever.from_defaults(nodes=group, language="english") for group in (nodes, sections)
     ]
+    # Written beside, then renamed into place: another process (a second `rag ask`, the page)
+    # may be building or loading the same version at the same moment.
+    scratch = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    for retriever, path in zip(retrievers, (scratch, scratch / section_folder.name), strict=True):
+        retriever.persist(str(path))
     prefix = folder.name.rsplit("-", 1)[0]
     for old in folder.parent.glob(f"{prefix}-*"):
-        shutil.rmtree(old, ignore_errors=True)
-    for retriever, path in zip(retrievers, (folder, section_folder), strict=True):
-        retriever.persist(str(path))
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    if folder.is_dir() and not section_folder.is_dir():  # an incomplete older write
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(scratch, folder)
+    except OSError:  # another process put the same version in place first
+        shutil.rmtree(scratch, ignore_errors=True)
     return KeywordIndexes.from_retrievers(*retrievers)

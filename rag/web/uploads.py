@@ -20,7 +20,7 @@ from rag.web.render import esc
 
 log = logging.getLogger(__name__)
 
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE_NAME = re.compile(r"[^\w.-]+")
 
 
 class UploadError(ValueError):
@@ -28,14 +28,15 @@ class UploadError(ValueError):
 
 
 def sanitize_filename(name: str) -> str:
-    """Basename only, ASCII letters/digits/`._-`, no leading dots, bounded length."""
+    """Basename only; letters and digits of any script and `._-`; no leading dots; at most
+    150 bytes of UTF-8 in the stem (file systems allow 255)."""
     base = re.split(r"[\\/]", name or "")[-1]
-    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
+    base = unicodedata.normalize("NFKC", base)
     base = _UNSAFE_NAME.sub("_", base).strip("._ ")
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, ""
-    stem = stem.strip("._ ")[:100] or "upload"
+    stem = stem.strip("._ ").encode()[:150].decode(errors="ignore") or "upload"
     return f"{stem}.{ext.lower()[:10]}" if ext else stem
 
 
@@ -137,7 +138,7 @@ def ingest_uploads(engine: EngineLike, paths: Sequence[str | Path], settings: Se
         f"Added {len(report.added)}, updated {len(report.updated)}, "
         f"unchanged {len(report.unchanged)} ({report.chunks} chunks)."
     ]
-    lines += [f"- {esc(Path(str(e.path)).name)}: {esc(e.message)}" for e in errors]
+    lines += [f"- {esc(e.message)}" for e in errors]  # the message names its file
     return "\n".join(lines)
 
 

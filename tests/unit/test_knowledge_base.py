@@ -253,16 +253,16 @@ def test_reindex_killed_midway_loses_no_document(kb, settings, seed_dir, tmp_pat
     before = [(d.doc_id, d.content_hash) for d in kb.documents()]
     bigger = settings.model_copy(update={"chunk_size": 160})
     dying = KnowledgeBase(bigger, FakeEmbedding(), check_config=False)
-    original = KnowledgeBase._write_documents
+    original = KnowledgeBase._write_manifest
 
-    def write_one_then_die(self, batch):
-        original(self, batch[:1])
+    def write_one_then_die(self, documents):
+        original(self, documents[:1])
         raise Interrupted
 
-    monkeypatch.setattr(KnowledgeBase, "_write_documents", write_one_then_die)
+    monkeypatch.setattr(KnowledgeBase, "_write_manifest", write_one_then_die)
     with pytest.raises(Interrupted):
         dying.reindex()
-    monkeypatch.setattr(KnowledgeBase, "_write_documents", original)
+    monkeypatch.setattr(KnowledgeBase, "_write_manifest", original)
     assert len(KnowledgeBase(bigger, FakeEmbedding(), check_config=False).documents()) == 1
 
     report = KnowledgeBase(bigger, FakeEmbedding(), check_config=False).reindex()

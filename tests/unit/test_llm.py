@@ -33,7 +33,8 @@ class FakeCompletions:
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply
-        return iter([chunk(piece) for piece in reply] + [SimpleNamespace(choices=[])])
+        pieces = [chunk(piece) for piece in reply] + [SimpleNamespace(choices=[])]
+        return (piece for piece in pieces)  # closable, like the client's Stream
 
 
 def llm_with(completions: FakeCompletions) -> OpenAICompatibleLLM:
@@ -88,7 +89,7 @@ def test_endpoint_failures_are_llm_errors_naming_the_endpoint():
     messages = [{"role": "user", "content": "?"}]
     with pytest.raises(LLMError, match=rf"Cannot reach the LLM at {URL}: is it running\?"):
         list(llm.stream(messages, 8))
-    with pytest.raises(LLMError, match=rf"The LLM at {URL} timed out"):
+    with pytest.raises(LLMError, match=rf"The model endpoint {URL} is not answering"):
         list(llm.stream(messages, 8))
     with pytest.raises(LLMError, match=rf"The LLM at {URL} answered HTTP 500: model exploded"):
         list(llm.stream(messages, 8))
@@ -97,9 +98,12 @@ def test_endpoint_failures_are_llm_errors_naming_the_endpoint():
 def test_the_official_client_gets_the_endpoints_address_key_and_limits():
     from rag.llm.openai_compatible import openai_client
 
-    client = openai_client(Endpoint(URL, "m", "sk-test", timeout=7, max_retries=2))
+    endpoint = Endpoint(URL, "m", "sk-test", 7, 2, connect_timeout=3, first_token_timeout=9)
+    client = openai_client(endpoint)
     assert str(client.base_url).rstrip("/") == URL
-    assert (client.api_key, client.timeout, client.max_retries) == ("sk-test", 7, 2)
+    assert client.api_key == "sk-test"
+    # separate limits to connect and to the first byte; retries are rag's, never the client's
+    assert (client.timeout.connect, client.timeout.read, client.max_retries) == (3, 9, 0)
     assert openai_client(Endpoint(URL, "m")).api_key == "none"  # no key configured
 
 
@@ -113,10 +117,42 @@ def test_a_configured_endpoint_is_used_and_no_local_model_started(tmp_path):
         llm_base_url=URL, llm_model="gpt-x", llm_api_key="sk-abc", llm_timeout=12, llm_max_retries=3
     )
     settings = settings_with(**configured)
-    assert llm_endpoint(settings) == Endpoint(URL, "gpt-x", "sk-abc", 12, 3)
+    assert llm_endpoint(settings) == Endpoint(URL, "gpt-x", "sk-abc", 12, 3, 5.0, 30.0)
     llm = build_llm(settings)
     assert type(llm) is OpenAICompatibleLLM and llm.endpoint == llm_endpoint(settings)
     assert llm_endpoint(settings_with()) is None  # none configured: the shipped local model
     assert judge_endpoint(settings) is None  # the judge is the answering model by default
     judged = settings_with(**configured, judge_base_url="http://judge/v1", judge_api_key="j-k")
-    assert judge_endpoint(judged) == Endpoint("http://judge/v1", "gpt-x", "j-k", 12, 3)
+    assert judge_endpoint(judged) == Endpoint("http://judge/v1", "gpt-x", "j-k", 12, 3, 5.0, 30.0)
+
+
+def test_only_a_request_that_never_connected_is_retried():
+    request = httpx.Request("POST", f"{URL}/chat/completions")
+    flaky = FakeCompletions(openai.APIConnectionError(request=request), ["Medinsky"])
+    llm = OpenAICompatibleLLM(Endpoint(URL, "m", max_retries=1))
+    llm._client = SimpleNamespace(chat=SimpleNamespace(completions=flaky))
+    assert list(llm.stream([{"role": "user", "content": "?"}], 8)) == ["Medinsky"]
+    hung = FakeCompletions(openai.APITimeoutError(request=request), ["never asked"])
+    llm._client = SimpleNamespace(chat=SimpleNamespace(completions=hung))
+    with pytest.raises(LLMError, match="not answering"):
+        list(llm.stream([{"role": "user", "content": "?"}], 8))
+    assert len(hung.requests) == 1  # a timed-out request is not sent again
+
+
+def test_stopping_a_stream_closes_the_request():
+    closed = []
+
+    def pieces():
+        try:
+            yield chunk("Medinsky")
+            yield chunk(" led it")
+        finally:
+            closed.append(True)
+
+    completions = SimpleNamespace(create=lambda **request: pieces())
+    llm = OpenAICompatibleLLM(Endpoint(URL, "m"))
+    llm._client = SimpleNamespace(chat=SimpleNamespace(completions=completions))
+    stream = llm.stream([{"role": "user", "content": "?"}], 8)
+    assert next(stream) == "Medinsky"
+    stream.close()
+    assert closed == [True]

@@ -76,7 +76,8 @@ class FakeKB:
         report = IngestReport()
         for path in paths:
             if path.name in self.fail_names:
-                report.errors.append(FileError(str(path), "could not parse"))
+                # the real knowledge base names the file in its message
+                report.errors.append(FileError(str(path), f"{path.name}: could not parse"))
                 continue
             known = path.stem in self.docs
             self.docs[path.stem] = DocumentInfo(path.stem, path.stem, 2, "hash", path=str(path))
@@ -341,7 +342,9 @@ def test_status_line_never_shows_secrets() -> None:
         ("/abs/path/notes.md", "notes.md"),
         ("my report (final).PDF", "my_report_final.pdf"),
         (".hidden.txt", "hidden.txt"),
-        ("résumé.docx", "resume.docx"),
+        ("résumé.docx", "résumé.docx"),
+        ("文件.txt", "文件.txt"),  # a name in another script keeps its name and its type
+        ("line\nbreak.md", "line_break.md"),
         ("a;rm -rf $HOME`.html", "a_rm_-rf_HOME.html"),
         ("", "upload"),
         ("...", "upload"),
@@ -352,7 +355,8 @@ def test_sanitize_filename(name: str, safe: str) -> None:
 
 
 def test_sanitize_filename_bounds_length() -> None:
-    assert len(sanitize_filename("x" * 500 + ".txt")) <= 120
+    assert len(sanitize_filename("x" * 500 + ".txt")) <= 160
+    assert len(sanitize_filename("文" * 500 + ".txt").encode()) <= 160
 
 
 def _file(path: Path, size: int = 10) -> Path:
