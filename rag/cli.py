@@ -293,7 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="measure retrieval, answers, refusals and citations")
     p.add_argument("--corpus", type=Path, help="corpus JSONL (default: the seed golden set)")
-    p.add_argument("--questions", type=Path, help="questions JSONL (with --corpus)")
+    p.add_argument(
+        "--docs", type=Path, help="a folder of documents, read as `rag ingest` reads them"
+    )
+    p.add_argument("--questions", type=Path, help="questions JSONL (with --corpus or --docs)")
     p.add_argument("--retrieval-only", action="store_true", help="no LLM: retrieval metrics only")
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--sample", type=int, metavar="N", help="fixed sample, stratified by type")

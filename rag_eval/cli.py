@@ -23,6 +23,7 @@ from typing import Any
 from rag.answer import Engine
 from rag.compose import build_engine, judge_endpoint
 from rag.config import Settings
+from rag.ingest import LoadedDocument
 from rag.llm import LLM, OpenAICompatibleLLM
 from rag.llm.openai_compatible import llama_index_llm
 from rag_eval.baseline import BASELINE_TOP_K, Baseline
@@ -32,6 +33,8 @@ from rag_eval.data import (
     Question,
     collection_name,
     corpus_document,
+    documents_digest,
+    folder_documents,
     read_jsonl,
     stratified_sample,
 )
@@ -55,6 +58,8 @@ ACCURACY_NOTE = (
 def dataset_name(corpus: Path | None) -> str:
     if corpus is None:
         return "seed"
+    if corpus.is_dir():  # --docs: evals/realdocs/docs -> realdocs
+        return corpus.parent.name if corpus.name == "docs" else corpus.name
     return corpus.parent.name if corpus.stem == "corpus" else corpus.stem
 
 
@@ -92,11 +97,10 @@ def report_name(args: argparse.Namespace, dataset: str, full: bool) -> str:
     )
 
 
-def ingest_corpus(engine: Engine, corpus: Path) -> tuple[Any, float]:
+def ingest_corpus(engine: Engine, documents: list[LoadedDocument]) -> tuple[Any, float]:
     """The corpus into the eval's collection (documents already there are skipped)."""
     from tqdm import tqdm
 
-    documents = [corpus_document(r) for r in read_jsonl(corpus)]
     bar = tqdm(total=len(documents), desc="ingesting corpus", unit="doc", file=sys.stderr)
 
     def progress(done: int, total: int, doc_id: str) -> None:
@@ -173,24 +177,36 @@ def judge_all(
 
 
 def run(args: argparse.Namespace, settings: Settings, make_engine: Callable) -> int:
-    if (args.corpus is None) != (args.questions is None):
-        raise EvalError("give both --corpus and --questions, or neither (the seed golden set)")
-    corpus_path = args.corpus or SEED_DIR / "corpus.jsonl"
+    docs = getattr(args, "docs", None)
+    if docs is not None and args.corpus is not None:
+        raise EvalError("give --corpus or --docs, not both")
+    source = docs or args.corpus
+    if (source is None) != (args.questions is None):
+        raise EvalError(
+            "give --questions with --corpus or --docs, or none of them (the seed golden set)"
+        )
+    corpus_path = source or SEED_DIR / "corpus.jsonl"
     questions_path = args.questions or SEED_DIR / "questions.jsonl"
     gate_path = getattr(args, "gate", None)
     gate = load_gate(gate_path) if gate_path else None
     full = not args.retrieval_only
-    if not corpus_path.is_file():
+    if docs is not None:
+        documents = folder_documents(docs)
+        corpus_bytes = documents_digest(documents)
+    elif corpus_path.is_file():
+        documents = [corpus_document(r) for r in read_jsonl(corpus_path)]
+        corpus_bytes = corpus_path.read_bytes()
+    else:
         raise EvalError(f"no such file: {corpus_path}")
     questions = load_questions(args, questions_path)
-    dataset = dataset_name(args.corpus)
+    dataset = dataset_name(source)
     name = report_name(args, dataset, full)
 
     eval_settings = settings.model_copy(
-        update={"collection": collection_name(corpus_path.read_bytes(), settings)}
+        update={"collection": collection_name(corpus_bytes, settings)}
     )
     engine = make_engine(eval_settings)
-    ingest, ingest_s = ingest_corpus(engine, corpus_path)
+    ingest, ingest_s = ingest_corpus(engine, documents)
 
     notes: list[str] = []
     held_out, note = held_out_ranking(questions_path.read_bytes(), settings)

@@ -1,9 +1,10 @@
 """Evaluation data: question sets and corpora in JSONL, and fixed samples of them.
 
-`--corpus` is JSONL, one document per line (`doc_id`, `text`, optional `title`, `source`,
-`published_at`, `url`); `--questions` is JSONL in the MultiHop-RAG format (`id`, `question`,
-`answers[]`, `answerable`, `question_type`, `gold_doc_ids[]`, `evidence[{doc_id, fact}]`,
-optional `history[{question, answer}]`).
+`--docs` is a folder of files read as `rag ingest` reads them (questions cite them by their path
+in the folder). `--corpus` is JSONL, one document per line (`doc_id`, `text`, optional `title`,
+`source`, `published_at`, `url`); `--questions` is JSONL in the MultiHop-RAG format (`id`,
+`question`, `answers[]`, `answerable`, `question_type`, `gold_doc_ids[]`,
+`evidence[{doc_id, fact}]`, optional `history[{question, answer}]`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from typing import Any
 
 from rag.config import Settings
 from rag.events import Turn
-from rag.ingest import CHUNK_SCHEMA, LoadedDocument, clean_text, derive_title
+from rag.ingest import (
+    CHUNK_SCHEMA,
+    IngestError,
+    LoadedDocument,
+    clean_text,
+    derive_title,
+    iter_files,
+    load_file,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_DIR = REPO / "evals" / "seed"
@@ -42,6 +51,7 @@ class Question:
     gold_doc_ids: list[str]
     facts: list[str]
     history: list[Turn] = field(default_factory=list)
+    gold_pages: list[int] = field(default_factory=list)  # pages (from 1) holding the answer
 
     @classmethod
     def from_record(cls, record: dict[str, Any], index: int) -> Question:
@@ -58,6 +68,7 @@ class Question:
                 Turn(str(t.get("question", "")), str(t.get("answer", "")))
                 for t in record.get("history") or []
             ],
+            gold_pages=[int(n) for n in record.get("gold_pages") or []],
         )
 
 
@@ -109,6 +120,27 @@ def corpus_document(record: dict[str, Any]) -> LoadedDocument:
         path=record.get("url") or None,
         title_from_text=not title,
     )
+
+
+def folder_documents(folder: Path) -> list[LoadedDocument]:
+    """The files of a folder read as `rag ingest` reads them (the real readers), each named by
+    its path in the folder, which is what question sets cite as `gold_doc_ids`."""
+    if not folder.is_dir():
+        raise EvalError(f"no such folder: {folder}")
+    documents = []
+    for path in iter_files([folder]):
+        try:
+            documents.append(load_file(path, doc_id=path.relative_to(folder).as_posix()))
+        except IngestError as exc:
+            raise EvalError(f"cannot read {path}: {exc}") from exc
+    if not documents:
+        raise EvalError(f"no supported documents in {folder}")
+    return documents
+
+
+def documents_digest(documents: Sequence[LoadedDocument]) -> bytes:
+    """What identifies a folder corpus: its documents as read (text and structure)."""
+    return "\n".join(f"{d.doc_id}\x1f{d.content_hash}" for d in documents).encode()
 
 
 def collection_name(corpus_bytes: bytes, settings: Settings) -> str:

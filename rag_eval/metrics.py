@@ -255,6 +255,7 @@ ANSWER_KEYS = (
     "citation_validity",
     "citation_recall",
     "citation_precision",
+    "citation_page_accuracy",
 )
 LATENCY_KEYS = (
     "retrieval_ms_p50",
@@ -334,6 +335,18 @@ def answer_measures(
     }
 
 
+def page_checks(rows: Sequence[dict[str, Any]]) -> list[bool]:
+    """For each citation of an answered question with gold pages that cites a gold document:
+    whether it names a gold page (a citation without a page counts as wrong)."""
+    return [
+        citation.get("page") in row["gold_pages"]
+        for row in rows
+        if row.get("gold_pages") and not row.get("refused") and not row.get("error")
+        for citation in row.get("citation_pages") or []
+        if citation["doc_id"] in row.get("gold_doc_ids", [])
+    ]
+
+
 def _mean(values: Sequence[float | None] | Iterator[float | None]) -> float | None:
     present = [float(v) for v in values if v is not None]
     return sum(present) / len(present) if present else None
@@ -366,6 +379,8 @@ def summarize(rows: Sequence[dict[str, Any]], full: bool) -> dict[str, Any]:
         out["citation_validity"] = _mean(validity)
         out["citation_recall"] = _mean(r.get("citation_recall") for r in rows)
         out["citation_precision"] = _mean(r.get("citation_precision") for r in rows)
+        pages = page_checks(answerable)
+        out["citation_page_accuracy"] = _mean(float(ok) for ok in pages) if pages else None
     for name in ("retrieval_ms", "first_token_ms", "total_ms"):
         values = [r["timings"][name] for r in rows if name in r.get("timings", {})]
         if name != "retrieval_ms" and not full:

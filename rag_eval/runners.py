@@ -35,6 +35,7 @@ def base_row(q: Question) -> dict[str, Any]:
         "golds": q.answers,
         "gold_doc_ids": q.gold_doc_ids,
         "facts": q.facts,
+        "gold_pages": q.gold_pages,
     }
 
 
@@ -90,6 +91,10 @@ def rag_row(engine: Engine, q: Question, full: bool) -> dict[str, Any]:
                 else None
             ),
             passages=passage_dicts(passages),
+            citation_pages=[
+                {"n": c.n, "doc_id": c.doc_id, "page": c.page, "section": c.section}
+                for c in result.citations
+            ],
             timings=dict(result.timings),
             tokens=dict(result.tokens),
             **answer_measures(q, result.answer, result.refused, shown, result.error),

@@ -15,7 +15,9 @@ from rag.ingest.document import LoadedDocument
 # Bumped whenever what a chunk stores changes; an index built with another needs `rag reindex`.
 CHUNK_SCHEMA = 3
 # Metadata that is bookkeeping, not content: kept out of what the embedder and BM25 see.
-_HIDDEN_METADATA = ["doc_id", "path", "content_hash", "chunk_index", "published_day"]
+_HIDDEN_METADATA = [
+    "doc_id", "path", "content_hash", "chunk_index", "published_day", "page", "section",
+]  # fmt: skip
 
 
 def make_splitter(chunk_size: int, chunk_overlap: int) -> SentenceSplitter:
@@ -88,7 +90,7 @@ def _chunk(
     # Split on the text alone so chunk_size counts text tokens. The embedder sees the text alone
     # too (a metadata header costs embedding time), and questions name title, source and date
     # where keyword search over sections and the filters look for them.
-    everything = [*metadata, "chunk_index"]
+    everything = [*metadata, "chunk_index", "page", "section"]
     source = Document(
         text=text,
         metadata=metadata,
@@ -102,6 +104,11 @@ def _chunk(
         if offset:
             node.start_char_idx = (node.start_char_idx or 0) + offset
             node.end_char_idx = (node.end_char_idx or 0) + offset
+        start = node.start_char_idx or 0
+        if (page := document.page_at(start)) is not None:
+            node.metadata["page"] = page
+        if section := document.section_at(start):
+            node.metadata["section"] = section
         node.excluded_embed_metadata_keys = [*everything]
         node.excluded_llm_metadata_keys = list(hidden)
         # Only the link to the document: llama-index writes its id as the flat `doc_id` Chroma

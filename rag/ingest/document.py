@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from rag.ingest.structure import Heading, page_at, section_at
+
 
 class IngestError(ValueError):
     """A file that cannot be ingested; the message says why, in words for the user."""
@@ -20,8 +22,19 @@ class LoadedDocument:
     path: str | None = None
     title_from_text: bool = False  # a title derived from the first line adds nothing to embed
     size: int | None = None  # bytes of the file it was read from
+    pages: tuple[int, ...] = ()  # start offset of each page (paged formats), page 1 first
+    headings: tuple[Heading, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        return page_at(self.pages, offset)
+
+    def section_at(self, offset: int) -> str | None:
+        return section_at(self.headings, offset)
 
     @property
     def content_hash(self) -> str:
-        key = "\x1f".join([self.text, self.title, self.published or "", self.source or ""])
+        parts = [self.text, self.title, self.published or "", self.source or ""]
+        if self.pages or self.headings:  # structure counts only where a reader found some
+            parts.append(repr((self.pages, [(h.start, h.level, h.title) for h in self.headings])))
+        key = "\x1f".join(parts)
         return hashlib.sha256(key.encode()).hexdigest()

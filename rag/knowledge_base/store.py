@@ -33,6 +33,7 @@ from rag.ingest import (
     make_splitter,
 )
 from rag.ingest.chunking import chunk_pieces
+from rag.ingest.structure import structure_from_json, structure_json
 from rag.knowledge_base.chroma import (
     clean_metadata,
     make_chroma_client,
@@ -157,6 +158,13 @@ class KnowledgeBase:
             for doc_id, meta in zip(records["ids"], records["metadatas"], strict=True)
         ]
         return sorted(infos, key=lambda d: d.doc_id)
+
+    def document(self, doc_id: str) -> LoadedDocument | None:
+        """A stored document as it was read: cleaned text, pages and headings."""
+        records = self.manifest.get(ids=[doc_id], include=["documents", "metadatas"])
+        if not records["ids"]:
+            return None
+        return _stored_document(doc_id, records["documents"][0], records["metadatas"][0])
 
     def document_text(self, doc_id: str) -> str | None:
         records = self.manifest.get(ids=[doc_id], include=["documents"])
@@ -324,6 +332,7 @@ class KnowledgeBase:
                         "title_from_text": document.title_from_text,
                         "size": document.size,
                         "added": added,
+                        "structure": structure_json(document),
                     }
                 )
                 for document, chunks in documents
@@ -363,19 +372,7 @@ class KnowledgeBase:
             partial.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
             partial.replace(backup)
         rows = [json.loads(line) for line in backup.read_text(encoding="utf-8").splitlines()]
-        documents = [
-            LoadedDocument(
-                doc_id=row["doc_id"],
-                text=row["text"],
-                title=str(row["meta"].get("title", row["doc_id"])),
-                published=row["meta"].get("published"),
-                source=row["meta"].get("source"),
-                path=row["meta"].get("path"),
-                title_from_text=bool(row["meta"].get("title_from_text")),
-                size=row["meta"].get("size"),
-            )
-            for row in rows
-        ]
+        documents = [_stored_document(row["doc_id"], row["text"], row["meta"]) for row in rows]
         for name in (self.chunks.name, self.manifest.name):
             self.client.delete_collection(name)
         self._fingerprint = None
@@ -383,6 +380,21 @@ class KnowledgeBase:
         report = self.add_documents(documents, progress=progress)
         backup.unlink()
         return report
+
+
+def _stored_document(doc_id: str, text: str, meta: dict[str, Any]) -> LoadedDocument:
+    """A document rebuilt from its manifest record."""
+    return LoadedDocument(
+        doc_id=doc_id,
+        text=text,
+        title=str(meta.get("title", doc_id)),
+        published=meta.get("published"),
+        source=meta.get("source"),
+        path=meta.get("path"),
+        title_from_text=bool(meta.get("title_from_text")),
+        size=meta.get("size"),
+        **structure_from_json(meta.get("structure")),
+    )
 
 
 class _BatchWriter:

@@ -3,91 +3,25 @@ and the shipped MiniLM embedder itself behaves (dimensions, norm, meaning, retri
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import selectors
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from indexes import dump_index, wait_for_progress, write_articles
 
 from rag.knowledge_base import KnowledgeBase
 from rag.retrieval import Retriever
 
-CORPUS = Path("/work/shared/datasets/multihop-rag/corpus.jsonl")
 N_DOCS = 200  # several embedding groups (EMBED_GROUP_CHUNKS) of a few documents each
 DOC_CHARS = 1200  # several chunks per document: the run lasts long enough to kill midway
 KILL_AFTER = 5  # documents fully written
 
-# Reads an index straight from Chroma in a separate process (never two clients in this one).
-DUMP = """
-import json, sys
-import chromadb
-from chromadb.config import Settings
-client = chromadb.PersistentClient(sys.argv[1], settings=Settings(anonymized_telemetry=False))
-chunks = client.get_collection("documents").get(include=["documents", "metadatas"])
-manifest = client.get_collection("documents__documents").get(include=["metadatas"])
-print(json.dumps({
-    "chunk_ids": chunks["ids"],
-    "chunks": {
-        i: [json.loads(m["_node_content"])["metadata"]["doc_id"], text]
-        for i, text, m in zip(chunks["ids"], chunks["documents"], chunks["metadatas"])
-    },
-    "documents": {
-        i: [m["content_hash"], m["chunks"]] for i, m in zip(manifest["ids"], manifest["metadatas"])
-    },
-}))
-"""
-
-
-def dump_index(data_dir: Path) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", DUMP, str(data_dir / "chroma")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(out.stdout)
-
 
 @pytest.fixture
 def corpus_dir(tmp_path: Path) -> Path:
-    if not CORPUS.is_file():
-        pytest.skip(f"{CORPUS} not available")
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    with CORPUS.open() as handle:
-        for i, line in zip(range(N_DOCS), handle, strict=False):
-            article = json.loads(line)
-            body = article["text"][:DOC_CHARS].rsplit("\n", 1)[0]
-            header = f"date {article['published_at'][:10]} {article['title']}\n\n"
-            (folder / f"article_{i:03d}.txt").write_text(header + body)
-    return folder
-
-
-def wait_for_progress(process: subprocess.Popen, done: int, timeout: float) -> tuple[int, int]:
-    """Read the tqdm bar on stderr until it reports at least `done` documents written."""
-    deadline = time.monotonic() + timeout
-    selector = selectors.DefaultSelector()
-    selector.register(process.stderr, selectors.EVENT_READ)
-    seen = b""
-    while (remaining := deadline - time.monotonic()) > 0:
-        if not selector.select(remaining):
-            continue
-        chunk = os.read(process.stderr.fileno(), 65536)
-        if not chunk:
-            pytest.fail(f"`rag ingest` ended before {done} documents: {seen.decode()[-2000:]}")
-        seen += chunk
-        counts = re.findall(rb"ingesting:.*?(\d+)/(\d+) \[", seen)
-        if counts and int(counts[-1][0]) >= done:
-            return int(counts[-1][0]), int(counts[-1][1])
-    pytest.fail(f"no progress to {done} documents in {timeout}s: {seen.decode()[-2000:]}")
+    return write_articles(tmp_path / "corpus", 0, N_DOCS, DOC_CHARS)
 
 
 def test_ingest_killed_midway_is_repaired_exactly(corpus_dir, tmp_path, cli_env, bin_dir):
