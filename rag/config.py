@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     section_chunks: int = Field(default=4, ge=1, le=32)
     top_k: int = Field(default=3, ge=1, description="passages shown to the LLM at most")
     context_tokens: int = Field(default=140, ge=32, description="token budget for passages")
+    passage_context_chars: int = Field(
+        default=400,
+        ge=0,
+        description="a passage shown to the LLM is its chunk completed to whole sentences, "
+        "reaching at most this far on each side (0: the chunk alone)",
+    )
     # Long questions (see long_question_words) join facts of several passages: 140 tokens held
     # one or two of them. The prompt prefix is cached, so passages are what costs time.
     long_question_context_tokens: int = Field(default=280, ge=32)

@@ -26,6 +26,13 @@ class Passage:
     score: float = 0.0
     page: int | None = None  # 1-based page of a paged document (PDF) where the passage starts
     section: str | None = None  # heading path of the passage ("2.4 Library Notes")
+    page_starts: tuple[int, ...] = ()  # offsets where later pages begin inside the passage
+
+    def page_of(self, offset: int) -> int | None:
+        """The page of a document offset inside this passage."""
+        if self.page is None:
+            return None
+        return self.page + sum(1 for start in self.page_starts if start <= offset)
 
 
 @dataclass(frozen=True)

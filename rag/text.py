@@ -68,7 +68,11 @@ _NUMBER_ABBREVIATIONS = {"no", "nos", "vol", "pp", "p", "art"}
 _BOUNDARY = re.compile(rf"[.!?]+[\"'\u201d\u2019)]*(?:\s*{CITATION.pattern})*(?=\s|$)")
 _PREV_WORD = re.compile(r"([\w.]+)$")
 # A passage sentence: up to and including its end punctuation (a decimal point is not one).
-_PASSAGE_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"'”’)]*|$)")
+# A sentence ends at . ! ? followed by white space (or a closing quote or bracket) or the end:
+# the point in "2.7 km", "version 0.21" or "example.com" is inside it.
+_PASSAGE_SENTENCE = re.compile(
+    r"(?:[^.!?\n]|[.!?]+(?![\s\"'”’)]|$))+(?:[.!?]+[\"'”’)]*|$)"
+)
 
 
 def split_sentences(answer: str) -> list[str]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 
-from rag.events import Citation, Passage
+from rag.events import Citation, Passage, SentenceVerdict
 from rag.text import (
     CITATION,
     CITATION_WITH_SPACE,
@@ -131,11 +131,44 @@ def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> b
     return len(new_words & available) / len(new_words) >= MIN_CONTENT_OVERLAP
 
 
+def support_share(sentence: str, passages: Sequence[Passage], question: str) -> float:
+    """The share of a sentence's facts found in these passages: its names and numbers, or,
+    with none, its content words the question did not already hold. Shown with each sentence
+    and citation; the keep-or-drop rule is `is_supported`."""
+    available = _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
+    phrases, loose = key_terms(sentence)
+    terms = [t for phrase in phrases for t in phrase] or sorted(loose - _terms(question))
+    if not terms:
+        return 1.0
+    return round(sum(t in available for t in terms) / len(terms), 3)
+
+
+def _question_names(question: str) -> list[list[str]]:
+    """The names and numbers a question is about ("the United States and Russia"), as phrases;
+    its first word counts only when it is a name wherever it stands (not "Under", "Since")."""
+    text = question.strip()
+    first = re.match(r"[A-Z][a-z]+\b", text)
+    if first and first.group(0).lower() not in _terms(text[first.end() :]):
+        text = text[0].lower() + text[1:]
+    phrases, _ = key_terms(text)
+    return phrases
+
+
+def covers_question(question: str, passages: Sequence[Passage]) -> bool:
+    """Do the passages an answer cites mention every name and number the question is about?
+    If the question asks about the United States and the cited passages never name it, the
+    answer is about something else (another exchange, another ceasefire), however well its own
+    facts are supported. One word of a name is enough ("Bankman-Fried", "Sam")."""
+    available = _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
+    return all(any(term in available for term in phrase) for phrase in _question_names(question))
+
+
 @dataclass
 class CheckedAnswer:
     text: str
     refused: bool
     cited: dict[int, list[str]]  # passage number -> answer sentences that cite it
+    verdicts: list[SentenceVerdict] = field(default_factory=list)
 
 
 def check_answer(
@@ -145,6 +178,7 @@ def check_answer(
     by_number = {p.n: p for p in passages}
     kept: list[str] = []
     cited: dict[int, list[str]] = {}
+    verdicts: list[SentenceVerdict] = []
     verdict = ""  # a leading "Yes." / "No.", kept only if a supported fact follows
     for sentence in split_sentences(answer):
         numbers = [n for n in cited_numbers(sentence) if n in by_number]
@@ -169,18 +203,23 @@ def check_answer(
             supporting = [p.n for p in passages if is_supported(sentence, [p], question)][:1]
         if not supporting:
             supporting = _covering(sentence, passages, question)
+        share = support_share(sentence, [by_number[n] for n in supporting or numbers], question)
         if not supporting:
             names, _ = key_terms(sentence)
-            if kept and not names:  # a connective remark with no facts of its own
+            connective = bool(kept) and not names  # a remark with no facts of its own
+            if connective:
                 kept.append(bare)
+            verdicts.append(SentenceVerdict(bare, [], share if numbers else None, connective))
             continue
         marks = "".join(f"[{n}]" for n in supporting)
         kept.append(_place_marks(bare, marks))
+        verdicts.append(SentenceVerdict(bare, list(supporting), share, True))
         for n in supporting:
             cited.setdefault(n, []).append(bare)
-    if not cited:
-        return CheckedAnswer(refusal, True, {})
-    return CheckedAnswer(" ".join([verdict, *kept] if verdict else kept), False, cited)
+    if not cited or not covers_question(question, [by_number[n] for n in cited]):
+        return CheckedAnswer(refusal, True, {}, [replace(v, kept=False) for v in verdicts])
+    text = " ".join([verdict, *kept] if verdict else kept)
+    return CheckedAnswer(text, False, cited, verdicts)
 
 
 def _covering(sentence: str, passages: Sequence[Passage], question: str) -> list[int]:
@@ -242,11 +281,17 @@ def build_citations(checked: CheckedAnswer, passages: Sequence[Passage]) -> list
                 published=passage.published,
                 chunk_start=passage.start,
                 chunk_end=passage.end,
-                page=passage.page,
+                page=passage.page_of(start),
                 section=passage.section,
+                support=_citation_support(checked.verdicts, n),
             )
         )
     return citations
+
+
+def _citation_support(verdicts: Sequence[SentenceVerdict], n: int) -> float | None:
+    shares = [v.support for v in verdicts if n in v.citations and v.support is not None]
+    return round(min(shares), 3) if shares else None
 
 
 def renumber(
@@ -267,7 +312,9 @@ def renumber(
 
     renumbered = [replace(by_number[old], n=new[old]) for old in order]
     cited = {new[n]: sentences for n, sentences in checked.cited.items()}
-    return CheckedAnswer(CITATION.sub(rewrite, answer), checked.refused, cited), renumbered
+    verdicts = [replace(v, citations=[new[n] for n in v.citations]) for v in checked.verdicts]
+    text = CITATION.sub(rewrite, answer)
+    return CheckedAnswer(text, checked.refused, cited, verdicts), renumbered
 
 
 class StreamingCitationFilter:

@@ -6,11 +6,13 @@ model server's prompt cache reuses it and only the passages and the question are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 from rag import prompts
 from rag.config import Settings
 from rag.events import Passage, RankedUnit
+from rag.ingest import LoadedDocument
 from rag.llm import Message
 from rag.retrieval import Retrieval
 from rag.text import count_tokens
@@ -18,17 +20,54 @@ from rag.text import count_tokens
 RANKED_KEPT = 10  # the head of the ranking that results carry (for evals and debugging)
 
 
+DocumentLookup = Callable[[str], LoadedDocument | None]
+# Where a sentence ends (and the next may begin): after . ! ? (and closing quotes or brackets)
+# followed by white space, or at a paragraph break.
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+|\n\s*\n")
+
+
 def format_passage(passage: Passage) -> str:
-    about = ", ".join(x for x in (passage.source, passage.published) if x)
+    about = ", ".join(x for x in (passage.source, passage.published, passage.section) if x)
     header = f"[{passage.n}] " + (f"({about}) " if about else "")
     return header + " ".join(passage.text.split())
 
 
-def select_passages(retrieval: Retrieval, settings: Settings) -> list[Passage]:
+def whole_sentences(text: str, start: int, end: int, reach: int) -> tuple[int, int]:
+    """[start, end) widened to the sentences it cuts: back to where the sentence at `start`
+    begins and on to where the one at `end` ends, each at most `reach` characters away (a
+    side with no sentence bound in reach is left as it is)."""
+    if reach <= 0:
+        return start, end
+    lo = max(0, start - reach)
+    bounds = [m.end() for m in _SENTENCE_END.finditer(text, lo, start)]
+    new_start = bounds[-1] if bounds else (0 if lo == 0 else start)
+    hit = _SENTENCE_END.search(text, max(start, end - 1), min(len(text), end + reach))
+    new_end = hit.start() + len(hit.group(0).rstrip()) if hit else end
+    if not hit and end + reach >= len(text):
+        new_end = len(text)
+    return new_start, max(new_end, end)
+
+
+def _shown_range(candidate, document: LoadedDocument | None, reach: int) -> tuple[int, int, str]:
+    node = candidate.node.node
+    start, end = node.start_char_idx or 0, node.end_char_idx or 0
+    chunk = node.get_content(metadata_mode="none")
+    if document is None or document.text[start:end] != chunk:
+        return start, end, chunk  # no stored text to widen from (or it no longer matches)
+    start, end = whole_sentences(document.text, start, end, reach)
+    return start, end, document.text[start:end]
+
+
+def select_passages(
+    retrieval: Retrieval, settings: Settings, documents: DocumentLookup | None = None
+) -> list[Passage]:
     """The best candidates that fit the token budget, numbered from 1; none if nothing relevant.
 
     A question in several sourced parts gets a passage budget per part (up to three); a long,
-    entity-rich question a larger one, since its answer joins facts from several passages."""
+    entity-rich question a larger one, since its answer joins facts from several passages.
+    The budget counts the ranked chunks; what is shown is each chunk completed to whole
+    sentences (with the stored document, `documents`), and two shown passages of one document
+    that overlap become one."""
     parts = min(retrieval.parts, 3)
     per_part = settings.long_question_context_tokens if retrieval.long else settings.context_tokens
     budget, top_k = per_part * parts, settings.top_k + parts - 1
@@ -41,26 +80,53 @@ def select_passages(retrieval: Retrieval, settings: Settings) -> list[Passage]:
         return []
     passages: list[Passage] = []
     used = 0
+    cache: dict[str, LoadedDocument | None] = {}
     for candidate in relevant:
         node = candidate.node.node
         meta = node.metadata
-        passage = Passage(
-            n=len(passages) + 1,
-            chunk_id=node.node_id,
-            doc_id=str(meta.get("doc_id", "")),
-            title=str(meta.get("title", "")),
-            text=node.get_content(metadata_mode="none"),
-            start=node.start_char_idx or 0,
-            end=node.end_char_idx or 0,
-            published=meta.get("published"),
-            source=meta.get("source"),
-            score=candidate.score,
-        )
-        cost = count_tokens(format_passage(passage))
+        doc_id = str(meta.get("doc_id", ""))
+        chunk = Passage(0, node.node_id, doc_id, "", node.get_content(metadata_mode="none"), 0, 0)
+        cost = count_tokens(format_passage(chunk))
         if passages and used + cost > budget:
             break
-        passages.append(passage)
         used += cost
+        if documents is not None and doc_id not in cache:
+            cache[doc_id] = documents(doc_id)
+        document = cache.get(doc_id)
+        start, end, text = _shown_range(candidate, document, settings.passage_context_chars)
+        overlapping = next(
+            (
+                i
+                for i, p in enumerate(passages)
+                if p.doc_id == doc_id and start <= p.end and p.start <= end and document
+            ),
+            None,
+        )
+        if overlapping is not None:
+            kept = passages[overlapping]
+            start, end = min(start, kept.start), max(end, kept.end)
+            assert document is not None
+            text = document.text[start:end]
+        page = document.page_at(start) if document is not None else meta.get("page")
+        passage = Passage(
+            n=len(passages) + 1 if overlapping is None else passages[overlapping].n,
+            chunk_id=node.node_id if overlapping is None else passages[overlapping].chunk_id,
+            doc_id=doc_id,
+            title=str(meta.get("title", "")),
+            text=text,
+            start=start,
+            end=end,
+            published=meta.get("published"),
+            source=meta.get("source"),
+            score=candidate.score if overlapping is None else passages[overlapping].score,
+            page=page,
+            section=(document.section_at(start) if document else None) or meta.get("section"),
+            page_starts=tuple(s for s in (document.pages if document else ()) if start < s < end),
+        )
+        if overlapping is None:
+            passages.append(passage)
+        else:
+            passages[overlapping] = passage
         if len(passages) >= top_k:
             break
     return passages

@@ -160,7 +160,7 @@ class Engine:
 
         retrieval_started = time.perf_counter()
         retrieval = self.retriever.retrieve(question_used)
-        passages = select_passages(retrieval, self.settings)
+        passages = select_passages(retrieval, self.settings, self.kb.document)
         timings["retrieval_ms"] = (time.perf_counter() - retrieval_started) * 1000
         # what every result from here on carries
         shown = {
@@ -204,13 +204,20 @@ class Engine:
             return
         checked = check_answer(raw, passages, question_used, refusal)
         if checked.refused:
-            yield final(checked.text, True, reason="not_in_documents", **shown)
+            yield final(
+                checked.text,
+                True,
+                reason="not_in_documents",
+                sentences=checked.verdicts,
+                **shown,
+            )
             return
         checked, shown["passages"] = renumber(checked, passages)
         yield final(
             checked.text,
             False,
             citations=build_citations(checked, shown["passages"]),
+            sentences=checked.verdicts,
             **shown,
         )
 

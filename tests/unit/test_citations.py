@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.citations import check_answer
+from rag.answer.citations import check_answer, is_supported
 from rag.events import Passage
 
 REFUSAL = "The documents do not say."
@@ -82,3 +82,55 @@ def test_range_and_list_marks_are_citations_reduced_to_the_supporting_passage(ma
     checked = check(f"Google paid billions {mark}.")
     assert not checked.refused and list(checked.cited) == [2]
     assert checked.text == "Google paid billions [2]."
+
+
+def test_a_sentence_with_a_decimal_number_is_supported_by_a_passage_that_has_it():
+    """The point of "2.7" or "0.21" is not a sentence end: the passage keeps the number whole."""
+    passage = Passage(
+        1, "c1", "spec.pdf", "Spec", "This is version 0.21 of the spec. The road is 2.7 km.", 0, 60
+    )
+    assert is_supported("This is version 0.21 [1].", [passage], "Which version is this?")
+    assert is_supported("The road is 2.7 km long [1].", [passage], "How long is the road?")
+    assert not is_supported("The road is 3.7 km long [1].", [passage], "How long is the road?")
+    assert not is_supported("This is version 0.2 [1].", [passage], "Which version is this?")
+
+
+def test_an_answer_about_another_subject_than_the_question_is_refused():
+    """The tempting unanswerable: the passage has a prisoner exchange, but between Russia and
+    Ukraine; the question asks about the United States."""
+    shown = [passage(1, "Russia and Ukraine will exchange 205 captured soldiers, officials said.")]
+    refused = check_answer_with(
+        "They will exchange 205 captured soldiers [1].",
+        shown,
+        "How many prisoners will the United States and Russia exchange?",
+    )
+    assert refused.refused and refused.cited == {}
+    answered = check_answer_with(
+        "They will exchange 205 captured soldiers [1].",
+        shown,
+        "How many prisoners will Ukraine and Russia exchange?",
+    )
+    assert not answered.refused and answered.cited == {
+        1: ["They will exchange 205 captured soldiers."]
+    }
+    # the question's first word is a name only where it is one wherever it stands
+    under = check_answer_with(
+        "It is 205 [1].", shown, "Under the deal, how many soldiers will be exchanged?"
+    )
+    assert not under.refused
+
+
+def test_each_sentence_gets_a_verdict_with_its_share_of_supported_facts():
+    shown = [passage(1, "The library is dual-licensed under LGPLv3 or GPLv2.")]
+    checked = check_answer_with(
+        "It is dual-licensed under LGPLv3 or GPLv2 [1]. It also ships under MIT [1].",
+        shown,
+        "Under which licenses is it distributed?",
+    )
+    kept, dropped = checked.verdicts
+    assert kept.kept and kept.citations == [1] and kept.support == 1.0
+    assert not dropped.kept and dropped.citations == [] and dropped.support == 0.0
+
+
+def check_answer_with(answer: str, passages: list[Passage], question: str):
+    return check_answer(answer, passages, question, "The documents do not say.")
