@@ -11,18 +11,9 @@ from typing import Any
 
 import pytest
 
+from rag import events
 from rag.config import Settings
-from rag.events import (
-    AnswerResult,
-    Citation,
-    Final,
-    Passage,
-    Searching,
-    SentenceVerdict,
-    Sources,
-    Token,
-    Turn,
-)
+from rag.events import AnswerResult, Citation, Final, Passage, Searching, Sources, Token, Turn
 from rag.ingest import SUPPORTED_SUFFIXES
 from rag.knowledge_base import DocumentInfo, FileError, IngestReport
 from rag.web import build_app, serve
@@ -353,17 +344,18 @@ def test_public_bind_without_auth_is_refused_before_anything_is_launched(host: s
         serve(FakeEngine(), Settings(host=host))
 
 
-def test_status_line_never_shows_secrets() -> None:
-    class Leaky(FakeEngine):
-        def status(self) -> dict[str, Any]:
-            return {
-                "llm": "gpt @ https://bob:sk-123@api.example/v1 key sk-123",
-                "embed_model": "m",
-                "documents": 2,
-                "chunks": 9,
-            }
+class StatusEngine(FakeEngine):
+    def __init__(self, llm: str) -> None:
+        super().__init__()
+        self.llm = llm
 
-    line = status_line(Leaky(), Settings(llm_api_key="sk-123"))
+    def status(self) -> dict[str, Any]:
+        return {"llm": self.llm, "embed_model": "m", "documents": 2, "chunks": 9}
+
+
+def test_status_line_never_shows_secrets() -> None:
+    leaky = StatusEngine("gpt @ https://bob:sk-123@api.example/v1 key sk-123")
+    line = status_line(leaky, Settings(llm_api_key="sk-123"))
     assert "sk-123" not in line and "bob" not in line
     assert "**Documents:** 2" in line and "**Chunks:** 9" in line
 
@@ -542,9 +534,9 @@ def test_a_source_says_where_it_points_and_how_well_it_supports() -> None:
 
 def test_kept_sentences_with_low_support_are_marked() -> None:
     sentences = [
-        SentenceVerdict("It opened in 1932.", [1], 0.9, True),
-        SentenceVerdict("It cost a lot.", [1], 0.2, True),
-        SentenceVerdict("It was dropped.", [1], 0.1, False),
+        events.SentenceVerdict("It opened in 1932.", [1], 0.9, True),
+        events.SentenceVerdict("It cost a lot.", [1], 0.2, True),
+        events.SentenceVerdict("It was dropped.", [1], 0.1, False),
     ]
     html = render_answer_text("It opened in 1932 [1]. It cost a lot [1].", [1], 0, sentences)
     assert html.count('class="weak"') == 1
@@ -684,16 +676,7 @@ def test_viewer_shows_text_documents_with_the_span_marked_and_only_known_documen
 
 
 def test_status_line_shows_no_addresses() -> None:
-    class Local(FakeEngine):
-        def status(self) -> dict[str, Any]:
-            return {
-                "llm": "qwen at http://127.0.0.1:8766/v1",
-                "embed_model": "m",
-                "documents": 1,
-                "chunks": 2,
-            }
-
-    line = status_line(Local(), Settings())
+    line = status_line(StatusEngine("qwen at http://127.0.0.1:8766/v1"), Settings())
     assert "127.0.0.1" not in line and "http" not in line and "**LLM:** qwen ·" in line
 
 
