@@ -214,27 +214,27 @@ def _chat(
         session = session_of(stored, request)
         text = (text or "").strip()
         if not text:
-            return gr.skip(), "", gr.skip(), gr.skip(), gr.skip()
-        if len(text) > limit:
-            return (
-                gr.skip(),
-                f"⚠️ The question is {len(text):,} characters long; the limit is {limit:,}. "
-                "Shorten it, then send it again.",
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
+            return gr.skip(), "", *_skips(4)
+        if len(text) > limit:  # the box caps what is typed; this is for anything else
+            too_long = (
+                f"**Too long:** the question is {len(text):,} characters long; the limit is "
+                f"{limit:,}. Shorten it, then send it again."
             )
+            return gr.skip(), too_long, *_skips(4)
+        fresh = session.current() is None
         conversation = session.start(text)
         busy = session.enqueue(Pending(conversation.id, text))
         queued = (
             f"Queued: “{esc(text[:80])}” will be asked when this answer is done." if busy else ""
         )
+        shown = view(session)
         return (
             "",
             queued,
-            view(session)[0],
+            shown[0],
             gr.update(visible=False),
             gr.update(visible=True),
+            shown[4] if fresh else gr.skip(),  # a new conversation's title, to rename it
         )
 
     run_outputs = [*view.outputs[:4], ask_btn, stop_btn, note]
@@ -257,7 +257,7 @@ def _chat(
                 gr.skip(),
             )
         if session.running:  # another worker owns the queue; it resets the buttons
-            yield tuple(gr.skip() for _ in run_outputs)
+            yield _skips(len(run_outputs))
             return
         transcript_html, sources_html, choices, saved, _ = view(session)
         yield (
@@ -276,7 +276,7 @@ def _chat(
         concurrency_id="chat",
         show_progress="hidden",
     )
-    accept_outputs = [question, note, transcript, ask_btn, stop_btn]
+    accept_outputs = [question, note, transcript, ask_btn, stop_btn, title]
     for trigger in (question.submit, ask_btn.click):
         trigger(
             accept,
@@ -301,10 +301,11 @@ def _chat(
         conversation = session.current()
         index = _int(getattr(evt, "_data", {}) or {}, "turn")
         if conversation is None or index is None or not 0 <= index < len(conversation.turns):
-            return gr.skip(), "", gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), "", *_skips(4)
         turn = conversation.turns[index]
         session.enqueue(Pending(conversation.id, turn.question, replace=index))
-        return gr.skip(), "", view(session)[0], gr.update(visible=False), gr.update(visible=True)
+        busy = (gr.update(visible=False), gr.update(visible=True))
+        return gr.skip(), "", view(session)[0], *busy, gr.skip()
 
     transcript.regenerate(
         regenerate,
@@ -391,13 +392,13 @@ def _chat(
         data = getattr(evt, "_data", {}) or {}
         turn, n = _int(data, "turn"), _int(data, "n")
         if turn is None or n is None:
-            return tuple(gr.skip() for _ in viewer_outputs)
+            return _skips(len(viewer_outputs))
         return show(session_of(stored, request), turn, n, None)
 
     def browse(step: int):
         def go(where: Any, stored: Any, request: gr.Request) -> tuple[Any, ...]:
             if not where or where[2] is None:
-                return tuple(gr.skip() for _ in viewer_outputs)
+                return _skips(len(viewer_outputs))
             turn, n, page = where
             return show(session_of(stored, request), turn, n, max(1, page + step))
 
@@ -425,6 +426,10 @@ def _chat(
         queue=False,
     )
     return view
+
+
+def _skips(n: int) -> tuple[Any, ...]:
+    return tuple(gr.skip() for _ in range(n))
 
 
 def _int(data: dict[str, Any], key: str) -> int | None:

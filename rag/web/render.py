@@ -117,14 +117,14 @@ def _source(c: Citation, turn: int, files: Mapping[str, str]) -> str:
     if c.support is not None:
         low = " low" if c.support < LOW_SUPPORT else ""
         meta.append(f'<span class="support{low}">support {c.support:.2f}</span>')
-    where = f"page {c.page}" if c.page is not None else "passage"
+    where = f"Open page {c.page}" if c.page is not None else "Open the document here"
     return (
         f'<details class="src" id="src-{turn}-{c.n}" data-n="{c.n}" data-turn="{turn}">'
         f"<summary>[{c.n}] {esc(c.title)}</summary>"
         f'<div class="meta">{" · ".join(meta)}</div>'
         f'<div class="passage">{highlight_span(c)}</div>'
         f'<button class="open-doc" type="button" data-turn="{turn}" data-n="{c.n}">'
-        f"Open the document at this {where}</button></details>"
+        f"{where}</button></details>"
     )
 
 
@@ -153,7 +153,13 @@ def render_all_sources(turns: Sequence[ChatTurn], active: int | None = None) -> 
     for i, t in enumerate(turns):
         hidden = "" if i == active else " hidden"
         label = f'<div class="turn-label">Answer {i + 1}: {esc(t.question)}</div>'
-        body = render_sources(t.result, i, t.files) if t.result is not None else ""
+        if t.result is not None:
+            body = render_sources(t.result, i, t.files)
+        elif t.done:
+            body = '<p class="rag-none">No sources.</p>'
+        else:
+            body = '<p class="rag-none">The sources show when the answer is checked.</p>'
+
         groups.append(
             f'<section class="turn-sources" data-turn="{i}"{hidden}>{label}{body}</section>'
         )

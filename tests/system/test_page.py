@@ -333,7 +333,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, page_url: str) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+    )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     external: list[str] = []
@@ -561,6 +563,31 @@ def test_an_old_answers_badge_opens_its_own_passage(page: Page, page_engine: Any
     expect(second).to_be_visible()
     expect(first).to_be_hidden()
 
+    copy = page.locator("#rag-transcript .rag-turn[data-turn='0'] .act-copy")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == "Ada Lovelace wrote it in 1843 [1]."
+
+
+def test_regenerate_answers_that_question_again_in_place(page: Page, page_engine: Any) -> None:
+    engine = _fake(page_engine)
+    ask(page, "Who wrote it, Lovelace?")
+    expect(page.locator("#rag-transcript .rag-a.answered")).to_have_count(1)
+    asked = len(engine.questions)
+    engine.gate.clear()
+    try:
+        page.locator("#rag-transcript .rag-turn[data-turn='0'] .act-regen").click()
+        expect(
+            page.locator("#rag-transcript .rag-turn[data-turn='0'] .rag-a.pending")
+        ).to_be_visible()
+        expect(page.locator("#rag-stop")).to_be_visible()
+    finally:
+        engine.gate.set()
+    expect(page.locator("#rag-transcript .rag-a.answered")).to_have_count(1)
+    expect(page.locator("#rag-ask")).to_be_visible()
+    expect(page.locator("#rag-transcript .rag-turn")).to_have_count(1)
+    assert engine.questions[asked:] == ["Who wrote it, Lovelace?"]
+
 
 def test_status_shows_steps_then_tokens_and_header_has_no_model_address(
     page: Page, page_engine: Any
@@ -710,3 +737,81 @@ def test_a_too_long_question_is_capped_with_a_visible_count(
     expect(box).to_have_js_property("value", ("Lovelace " * limit)[:limit])
     expect(page.locator("#rag-question-count")).to_contain_text(f"{limit} / {limit}")
     assert len(engine.questions) == asked
+
+
+SCREENSHOTS = SCREENSHOT.parent / "screenshots"
+
+
+@pytest.mark.skipif(os.environ.get("RAG_SCREENSHOT") != "1", reason="RAG_SCREENSHOT=1 only")
+def test_screenshots_of_each_state(browser: Browser, page_url: str, page_engine: Any) -> None:
+    """Rewrites docs/screenshots/*.png (shown in docs/PAGE.md), light and dark."""
+    engine = _fake(page_engine)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def shoot(page: Page, name: str) -> None:
+        page.mouse.move(0, 0)
+        expect(page.locator(".flash")).to_have_count(0)  # the highlight outline faded
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.goto(page_url)
+    ask(page, "Who wrote the first algorithm, Lovelace?")
+    expect(page.locator("#rag-transcript .rag-a.answered")).to_have_count(1)
+    page.locator("#rag-new").click()
+    ask(page, "What does the manual say about encodings?")
+    expect(page.locator("#rag-transcript .rag-a.answered")).to_have_count(1)
+    ask(page, "And who wrote the notes, Lovelace?")
+    expect(page.locator("#rag-transcript .rag-a.answered")).to_have_count(2)
+    page.locator("#rag-transcript .rag-turn[data-turn='0'] a.cite").first.click()
+    shoot(page, "conversation")
+
+    page.locator("#src-0-1 button.open-doc").click()
+    expect(page.locator("#rag-viewer-pages")).to_have_text("Page 2 of 3")
+    expect(page.locator("#rag-viewer-page img")).to_be_visible()
+    shoot(page, "pdf-viewer")
+    page.locator("#rag-viewer-close").click()
+
+    engine.gate.clear()
+    try:
+        ask(page, "One more on Lovelace?")
+        expect(page.locator("#rag-stop")).to_be_visible()
+        expect(page.locator("#rag-transcript .rag-a.pending")).to_contain_text("1843")
+        page.locator("#rag-question textarea").fill("And her notes?")
+        page.locator("#rag-question textarea").press("Enter")
+        expect(page.locator("#rag-transcript .rag-turn.queued")).to_have_count(1)
+        shoot(page, "mid-stream")
+    finally:
+        engine.gate.set()
+    expect(page.locator("#rag-transcript .rag-turn.queued")).to_have_count(0)
+    expect(page.locator("#rag-ask")).to_be_visible()
+
+    title = page.locator("#rag-title input, #rag-title textarea")
+    title.fill("Manual and Lovelace notes")
+    page.locator("#rag-rename").click()
+    expect(page.locator("#rag-conversations")).to_contain_text("Manual and Lovelace notes")
+    page.locator("#rag-export-btn").click()
+    expect(page.locator("#rag-export a").first).to_be_visible()
+    shoot(page, "sidebar")
+
+    page.get_by_role("tab", name="Documents").click()
+    page.locator(DOC_ROWS).filter(has_text="libmanual.pdf").locator("[role=gridcell]").first.click()
+    page.locator("#rag-delete").click()
+    expect(page.locator("#rag-confirm")).to_be_visible()
+    shoot(page, "documents")
+    page.locator("#rag-cancel-delete").click()
+    context.close()
+
+    for name, options, url in (
+        ("phone", {"viewport": {"width": 390, "height": 844}, "is_mobile": True}, page_url),
+        ("dark", {"viewport": {"width": 1366, "height": 900}}, f"{page_url}?__theme=dark"),
+    ):
+        context = browser.new_context(**options)
+        page = context.new_page()
+        page.goto(url)
+        ask(page, "What does the manual say about encodings?")
+        answer = page.locator("#rag-transcript .rag-a.answered")
+        expect(answer).to_have_count(1)
+        answer.locator("a.cite").first.click()
+        shoot(page, name)
+        context.close()

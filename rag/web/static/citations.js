@@ -21,16 +21,21 @@ function showSource(turn, n) {
   target.scrollIntoView({block: 'nearest', behavior: 'smooth'});
 }
 
-function copyText(text) {
-  if (navigator.clipboard && window.isSecureContext) {
-    return navigator.clipboard.writeText(text);
-  }
-  const area = document.createElement('textarea');  // no clipboard API over plain http
+function copyByCommand(text) {
+  const area = document.createElement('textarea');
   area.value = text;
   document.body.appendChild(area);
   area.select();
   document.execCommand('copy');
   area.remove();
+}
+
+function copyText(text) {
+  // no clipboard API over plain http to another host, nor without the permission
+  if (navigator.clipboard && window.isSecureContext) {
+    return navigator.clipboard.writeText(text).catch(() => copyByCommand(text));
+  }
+  copyByCommand(text);
   return Promise.resolve();
 }
 
@@ -77,3 +82,16 @@ document.addEventListener('input', (event) => {
     : (n >= box.maxLength * 0.8 ? `${n} / ${box.maxLength} characters` : '');
   count.classList.toggle('full', full);
 });
+
+// On a phone the sidebar would cover the conversation: start with it closed (its button
+// opens it). Gradio's Sidebar has no width-dependent default of its own.
+if (window.matchMedia('(max-width: 700px)').matches) {
+  const closeSidebar = (tries) => {
+    const toggle = document.querySelector('#rag-sidebar.open button.toggle-button');
+    if (toggle) toggle.click();
+    else if (tries > 0 && !document.querySelector('#rag-sidebar:not(.open)')) {
+      requestAnimationFrame(() => closeSidebar(tries - 1));
+    }
+  };
+  closeSidebar(120);
+}
