@@ -73,6 +73,10 @@ def _key(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "default"
 
 
+def _user(request: gr.Request | None) -> str | None:
+    return getattr(request, "username", None)
+
+
 def build_app(engine: EngineLike, settings: Settings) -> gr.Blocks:
     """The page: conversations in a sidebar, Chat and Documents tabs, a status line and the
     `ask` API."""
@@ -94,7 +98,7 @@ def build_app(engine: EngineLike, settings: Settings) -> gr.Blocks:
         gr.api(ask, api_name="ask", concurrency_limit=CHAT_CONCURRENCY, concurrency_id="chat")
 
         def refresh(stored: Any, request: gr.Request) -> tuple[Any, ...]:
-            session = sessions.open(_key(request), stored)
+            session = sessions.open(_key(request), stored, _user(request))
             return (status_line(engine, settings), document_rows(engine), *chat_view(session))
 
         app.load(
@@ -206,7 +210,7 @@ def _chat(
     view = ChatView(transcript, sources, conversations, store, title)
 
     def session_of(stored: Any, request: gr.Request) -> Session:
-        return sessions.open(_key(request), stored)
+        return sessions.open(_key(request), stored, _user(request))
 
     # -- asking, queueing, stopping ---------------------------------------------------
     def accept(text: str, stored: Any, request: gr.Request) -> tuple[Any, ...]:

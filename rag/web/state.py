@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -141,7 +141,8 @@ class Pending:
 class Session:
     """One open page: its conversations, the active one, and the question queue."""
 
-    def __init__(self, stored: object = None) -> None:
+    def __init__(self, stored: object = None, owner: str | None = None) -> None:
+        self.owner = owner  # the logged-in user (RAG_AUTH), whose conversations these are
         self.lock = threading.RLock()
         self.conversations: dict[str, Conversation] = {}
         self.active: str | None = None
@@ -152,8 +153,9 @@ class Session:
 
     # -- persistence ---------------------------------------------------------------
     def load(self, stored: object) -> None:
-        """Conversations from the browser's store; anything unreadable is dropped, not fatal."""
-        if not isinstance(stored, dict):
+        """Conversations from the browser's store; anything unreadable is dropped, not fatal,
+        and so is another user's store (two logins sharing one browser)."""
+        if not isinstance(stored, dict) or stored.get("owner") != self.owner:
             return
         for raw in stored.get("conversations", []):
             try:
@@ -168,6 +170,7 @@ class Session:
         with self.lock:
             return {
                 "version": STORE_VERSION,
+                "owner": self.owner,
                 "active": self.active,
                 "conversations": [c.to_dict() for c in self.ordered()],
             }
@@ -264,19 +267,25 @@ class Session:
 
 
 class Sessions:
-    """The open pages of this server, by Gradio session hash."""
+    """The open pages of this server, by Gradio session hash. A page that never said goodbye
+    (its browser crashed) is forgotten once `limit` newer ones are open; its browser still has
+    its conversations."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 1000) -> None:
         self._lock = threading.Lock()
-        self._sessions: dict[str, Session] = {}
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self.limit = limit
 
-    def open(self, key: str, stored: object) -> Session:
+    def open(self, key: str, stored: object, owner: str | None = None) -> Session:
         """This page's session; a page the server does not know (it restarted) starts again
         from the browser's copy, never from nothing."""
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                session = self._sessions[key] = Session(stored)
+                session = self._sessions[key] = Session(stored, owner)
+                while len(self._sessions) > self.limit:
+                    self._sessions.popitem(last=False)[1].stop.set()
+            self._sessions.move_to_end(key)
             return session
 
     def close(self, key: str) -> None:

@@ -62,6 +62,8 @@ def test_the_rendered_page_of_a_cited_pdf_needs_the_login(browser: Browser, auth
         assert src and src.startswith(auth_url.rstrip("/"))
         assert context.request.get(src).status == 200
         assert stranger.request.get(src).status in {401, 403}
+        page.reload()  # the logged-in user's conversation is theirs to see again
+        expect(page.locator("#rag-transcript .rag-q")).to_have_text("What does the manual say?")
     finally:
         context.close()
         stranger.close()

@@ -36,7 +36,7 @@ from rag.web.render import (
     render_turn,
     source_location,
 )
-from rag.web.state import ChatTurn, Pending, Session
+from rag.web.state import ChatTurn, Pending, Session, Sessions
 from rag.web.uploads import (
     UploadError,
     delete_document,
@@ -685,3 +685,21 @@ def test_upload_reports_progress_per_file(tmp_path: Path, settings: Settings) ->
     paths = [_file(tmp_path / "in" / "a.txt"), _file(tmp_path / "in" / "b.txt")]
     ingest_uploads(FakeEngine(), paths, settings, progress=lambda *a: seen.append(a))
     assert seen == [(0, 2, "a"), (1, 2, "b")]
+
+
+def test_another_users_conversations_are_not_loaded() -> None:
+    mine = Session(owner="ann")
+    mine.start("private question")
+    stored = mine.to_store()
+    assert Session(stored, owner="ann").conversations.keys() == mine.conversations.keys()
+    assert Session(stored, owner="bob").conversations == {}
+    assert Session(stored).conversations == {}  # nor by a page without a login
+
+
+def test_pages_that_never_closed_are_forgotten_beyond_the_limit() -> None:
+    sessions = Sessions(limit=2)
+    first = sessions.open("a", None)
+    sessions.open("b", None)
+    sessions.open("c", None)
+    assert len(sessions) == 2 and first.stop.is_set()
+    assert sessions.open("a", None) is not first  # a new session, from the browser's copy
