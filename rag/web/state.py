@@ -19,6 +19,8 @@ from rag.events import AnswerResult, Citation, SentenceVerdict
 
 TITLE_CHARS = 60
 STORE_VERSION = 1
+# localStorage holds a few MB per site: the most recent conversations are kept, not all
+MAX_STORED_CONVERSATIONS = 200
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ class Conversation:
             "id": self.id,
             "title": self.title,
             "updated": self.updated,
-            "turns": [t.to_dict() for t in self.turns if t.done],
+            # an answer still running is kept as stopped: a reload stops it, the question stays
+            "turns": [(t if t.done else stopped(t)).to_dict() for t in self.turns],
         }
 
     @classmethod
@@ -172,7 +175,7 @@ class Session:
                 "version": STORE_VERSION,
                 "owner": self.owner,
                 "active": self.active,
-                "conversations": [c.to_dict() for c in self.ordered()],
+                "conversations": [c.to_dict() for c in self.ordered()[:MAX_STORED_CONVERSATIONS]],
             }
 
     # -- conversations ---------------------------------------------------------------

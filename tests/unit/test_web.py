@@ -558,14 +558,16 @@ def test_conversations_survive_the_browser_store_round_trip() -> None:
     conversation = session.start("When did the bridge open?")
     session.put_turn(conversation, None, _done("When did the bridge open?"))
     session.put_turn(conversation, None, ChatTurn("stopped one", answer="It", stopped=True))
-    session.put_turn(conversation, None, ChatTurn("still streaming"))  # not stored half-done
+    session.put_turn(conversation, None, ChatTurn("still streaming", answer="So"))
     stored = json.loads(json.dumps(session.to_store()))
     again = Session(stored)
     restored = again.current()
     assert restored is not None and restored.title == "When did the bridge open?"
-    assert [t.question for t in restored.turns] == ["When did the bridge open?", "stopped one"]
+    questions = ["When did the bridge open?", "stopped one", "still streaming"]
+    assert [t.question for t in restored.turns] == questions
     assert restored.turns[0].result == conversation.turns[0].result
     assert restored.turns[1].stopped and not restored.turns[1].in_history
+    assert restored.turns[2].stopped and restored.turns[2].answer == "So"  # a reload stopped it
     assert Session({"conversations": [{"no": "id"}], "active": "x"}).conversations == {}
 
 
