@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from rag.config import Settings
@@ -87,6 +88,49 @@ def file_names(engine: EngineLike) -> dict[str, str]:
         return {}
 
 
+STOP_POLL_SECONDS = 0.1  # how soon Stop is seen while the engine waits (for a first token)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
+
+
+def _pumped(stream: Iterator[Any], stop: threading.Event) -> Iterator[Any]:
+    """The stream's events, read by a thread of their own so that Stop ends this iterator at
+    once, even while the engine is blocked waiting for the model. That thread closes the
+    engine's stream (and so the model's) as soon as the engine hands back control."""
+    events: queue.Queue[Any] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for event in stream:
+                if stop.is_set():
+                    break
+                events.put(event)
+        except Exception as exc:
+            events.put(_Failed(exc))
+        finally:
+            _close(stream)
+            events.put(_END)
+
+    threading.Thread(target=pump, name="rag-answer", daemon=True).start()
+    while not stop.is_set():
+        try:
+            event = events.get(timeout=STOP_POLL_SECONDS)
+        except queue.Empty:
+            continue
+        if event is _END:
+            return
+        if isinstance(event, _Failed):
+            raise event.error
+        if not stop.is_set():
+            yield event
+
+
 def answer_turn(
     engine: EngineLike,
     question: str,
@@ -102,17 +146,20 @@ def answer_turn(
     stream = None
     try:
         stream = engine.answer(question, history)
-        for event in stream:
-            if stop is not None and stop.is_set():
-                turn = stopped(turn)
-                break
+        events = stream if stop is None else _pumped(stream, stop)
+        for event in events:
             turn = _apply(event, turn, settings)
             yield turn
+        if stop is not None and stop.is_set() and not turn.done:
+            turn = stopped(turn)
     except Exception as exc:  # the engine failed; the page must stay up
         log.warning("answer failed: %s", redact(repr(exc), settings))
         turn = replace(turn, error=f"Could not answer: {redact(str(exc), settings)}", status="")
     finally:
-        _close(stream)  # the browser may have gone away: stop the LLM stream now, not at GC
+        if stop is None:
+            _close(stream)  # the browser may have gone away: stop the LLM stream now, not at GC
+        elif not turn.done:
+            stop.set()  # abandoned: the pump closes the stream
     if not turn.done:
         turn = replace(turn, error="The engine ended without an answer.", status="")
     if turn.result is not None and cited(turn.result):
@@ -166,7 +213,8 @@ def work_queue(
         end = item.replace if item.replace is not None else len(turns)
         history = history_of(turns[:end])
         index = None
-        for turn in answer_turn(engine, item.question, history, settings, session.stop):
+        stop = session.stop  # this answer's (next_pending made it)
+        for turn in answer_turn(engine, item.question, history, settings, stop):
             if index is None:
                 index = session.put_turn(conversation, item.replace, turn)
             else:

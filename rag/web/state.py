@@ -233,7 +233,6 @@ class Session:
             if self.running:
                 return False
             self.running = True
-            self.stop.clear()
             return True
 
     def next_pending(self) -> Pending | None:
@@ -241,7 +240,8 @@ class Session:
         releasing are one step, so a question queued meanwhile always finds a worker."""
         with self.lock:
             if self.pending:
-                self.stop.clear()
+                # a fresh Stop for each answer: a stopped answer's stream may still be closing
+                self.stop = threading.Event()
                 return self.pending.popleft()
             self.running = False
             return None

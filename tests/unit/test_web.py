@@ -614,25 +614,63 @@ def test_regenerate_answers_a_turn_again_with_the_history_before_it() -> None:
 
 def test_stop_closes_the_engine_stream_and_keeps_the_partial_answer() -> None:
     closed = threading.Event()
-    session = Session()
 
     class Endless(FakeEngine):
         def answer(self, question: str, history: Sequence[Turn]) -> Iterator[Any]:
             try:
                 yield Searching(question)
-                for i in range(1000):
-                    if i == 3:
-                        session.stop.set()  # the user presses Stop mid-stream
+                for i in range(100_000):
                     yield Token(f"{i} ")
             finally:
                 closed.set()
 
+    session = Session()
     conversation = session.start("count")
     session.enqueue(Pending(conversation.id, "count"))
-    list(work_queue(Endless(), session))
+    worker = work_queue(Endless(), session)
+
+    def shown() -> str:
+        return conversation.turns[0].answer if conversation.turns else ""
+
+    while "2 " not in shown():
+        next(worker)
+    session.stop.set()  # the user presses Stop mid-stream
+    said = shown()
+    list(worker)
     turn = conversation.turns[0]
-    assert closed.is_set() and turn.stopped and turn.answer == "0 1 2 "
+    assert closed.wait(timeout=10) and turn.stopped
+    assert turn.answer == said and said.startswith("0 1 2 ")  # kept, nothing after the Stop
     assert "Stopped" in render_turn(turn, 0) and not turn.in_history
+
+
+def test_stop_is_seen_while_the_engine_waits_for_the_model() -> None:
+    release, closed = threading.Event(), threading.Event()
+
+    class Waiting(FakeEngine):
+        def answer(self, question: str, history: Sequence[Turn]) -> Iterator[Any]:
+            try:
+                yield Searching(question)
+                release.wait(timeout=30)  # the model has not sent its first token yet
+                yield Token("late ")
+                yield Token("never ")
+            finally:
+                closed.set()
+
+    session = Session()
+    conversation = session.start("q")
+    session.enqueue(Pending(conversation.id, "q"))
+    session.enqueue(Pending(conversation.id, "next"))
+    worker = work_queue(Waiting(), session)
+    next(worker)  # the pending turn
+    next(worker)  # after Searching: the engine now waits
+    session.stop.set()
+    next(worker)  # the stopped turn, at once
+    turn = conversation.turns[0]
+    assert turn.stopped and turn.answer == "" and not closed.is_set()
+    release.set()  # the model answers at last: its stream is closed, not read on
+    assert closed.wait(timeout=10)
+    list(worker)  # the queued question is still answered after the stop
+    assert conversation.turns[0].answer == "" and conversation.turns[1].question == "next"
 
 
 def test_export_is_markdown_with_each_answers_citations() -> None:
