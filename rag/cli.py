@@ -15,7 +15,20 @@ from rag.config import Settings, get_settings
 from rag.events import AnswerResult, Final, Searching, Token, Turn
 
 DEFAULT_DOCS = Path("seeds")
+VERBOSE_HELP = "log what happens, debug lines included (default: warnings and errors only)"
 NO_WAIT_HELP = "fail at once, instead of waiting, while another rag process is writing"
+
+
+def configure_logging(verbose: bool) -> None:
+    """Warnings and errors only, unless verbose (then rag's debug lines and others' info).
+
+    The threshold is the handler's, not just the root logger's: libraries that set their own
+    loggers to DEBUG (bm25s does on import) would otherwise print through it."""
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter(logging.BASIC_FORMAT))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+    logging.getLogger("rag").setLevel(logging.DEBUG if verbose else logging.NOTSET)
 
 
 def _progress_bar(desc: str):
@@ -194,7 +207,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     engine = _engine(settings, with_llm=True)
     if args.ingest_if_empty and engine.kb.stats()["documents"] == 0 and DEFAULT_DOCS.is_dir():
-        report = engine.kb.ingest([DEFAULT_DOCS], progress=_progress_bar("ingesting seeds"))
+        # a bar only on a terminal: in a server's log it is noise
+        bar = _progress_bar("ingesting seeds") if sys.stderr.isatty() else None
+        report = engine.kb.ingest([DEFAULT_DOCS], progress=bar)
         print(f"ingested {len(report.added)} documents from {DEFAULT_DOCS}/")
     if settings.uses_local_llm:
         engine.warm_up(follow_ups=False)  # the first question then pays no start-up cost
@@ -249,7 +264,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="add or update documents (default: seeds/)")
@@ -283,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--ingest-if-empty", action="store_true", help="ingest seeds/ first if empty")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("llm-server", help="run the shipped model as a shared local server")
@@ -328,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    configure_logging(args.verbose)
     from pydantic import ValidationError
 
     from rag.knowledge_base import IndexMismatchError

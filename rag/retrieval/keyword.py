@@ -205,7 +205,7 @@ def load_or_build(kb, folder: Path, section_chunks: int) -> KeywordIndexes | Non
     scratch = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
     shutil.rmtree(scratch, ignore_errors=True)
     for retriever, path in zip(retrievers, (scratch, scratch / section_folder.name), strict=True):
-        retriever.persist(str(path))
+        retriever.persist(str(path), show_progress=False)
     prefix = folder.name.rsplit("-", 1)[0]
     for old in folder.parent.glob(f"{prefix}-*"):
         if old != folder:

@@ -7,7 +7,7 @@ import logging
 import re
 import shutil
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,34 +117,69 @@ def _same_file(a: object, b: Path) -> bool:
         return False
 
 
-def ingest_uploads(engine: EngineLike, paths: Sequence[str | Path], settings: Settings) -> str:
-    """Validate, copy and ingest; returns a message. Files that fail change nothing."""
+def human_size(size: int | None) -> str:
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024 or unit == "MB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return ""
+
+
+def _added(added: str | None) -> str:
+    """ISO 8601 UTC as "2026-12-02 15:44" (minutes are enough to tell versions apart)."""
+    return (added or "").replace("T", " ")[:16]
+
+
+def ingest_uploads(
+    engine: EngineLike,
+    paths: Sequence[str | Path],
+    settings: Settings,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> str:
+    """Validate, copy and ingest; returns a summary of every file. Files that fail change
+    nothing. `progress(done, total, name)` is told as each file is read."""
     try:
         staged = stage_uploads(validate_uploads(paths, settings), settings)
     except UploadError as exc:
         return str(exc)
     try:
-        report = engine.kb.ingest([s.path for s in staged])
+        report = engine.kb.ingest([s.path for s in staged], progress=progress)
     except Exception as exc:
         for s in staged:
             s.undo()
         log.warning("ingest failed: %s", redact(repr(exc), settings))
         return f"Nothing was added: {esc(redact(str(exc), settings))}"
     errors = report.errors
+    failed = 0
     for s in staged:
         if any(_same_file(e.path, s.path) for e in errors):
+            failed += 1
             s.undo()
     lines = [
         f"Added {len(report.added)}, updated {len(report.updated)}, "
         f"unchanged {len(report.unchanged)} ({report.chunks} chunks)."
     ]
+    if failed == len(staged):
+        lines = ["Nothing was added:"]
+    elif failed:
+        lines.append(f"{failed} of {len(staged)} files could not be added:")
     lines += [f"- {esc(e.message)}" for e in errors]  # the message names its file
     return "\n".join(lines)
 
 
+DOCUMENT_HEADERS = ["Name", "Type", "Size", "Chunks", "Added", "ID"]
+
+
 def document_rows(engine: EngineLike) -> list[list[Any]]:
-    """The documents table: title, date, chunks, id."""
-    return [[d.title, d.published or "", d.chunks, d.doc_id] for d in engine.kb.documents()]
+    """The documents table: file name and type (never the server's path), size, chunks,
+    when it was added, id."""
+    return [
+        [d.file_name, d.file_type, human_size(d.size), d.chunks, _added(d.added), d.doc_id]
+        for d in engine.kb.documents()
+    ]
 
 
 def delete_document(engine: EngineLike, doc_id: str, settings: Settings) -> str:

@@ -165,6 +165,8 @@ def test_uploaded_document_is_answered_from_then_deleted(
     zorblat.locator("[role=gridcell]").first.click()  # selecting a row fills in its id
     expect(page.locator("#rag-doc-id textarea, #rag-doc-id input")).not_to_have_value("")
     page.locator("#rag-delete").click()
+    expect(page.locator("#rag-confirm")).to_contain_text("zorblat_festival.txt")
+    page.locator("#rag-confirm-delete").click()
     expect(page.locator("#rag-docs-message")).to_contain_text("Deleted")
     expect(zorblat).to_have_count(0)
     expect(page.locator(base.DOC_ROWS)).to_have_count(1)

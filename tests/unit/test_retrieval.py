@@ -271,3 +271,11 @@ def test_keyword_index_parses_each_entry_once_and_keeps_a_bounded_number(setting
     rows = range(min(5, len(chunks.ids)))
     assert [chunks.node(row).node_id for row in rows] == [chunks.ids[row] for row in rows]
     assert len(chunks._nodes) <= 2
+
+
+def test_building_and_loading_keyword_indexes_prints_no_progress_bars(settings, capfd):
+    kb = _chunked_kb(settings, " ".join(SENTENCES))
+    Retriever(settings, kb).keyword_indexes()  # built and persisted
+    Retriever(settings, kb).keyword_indexes()  # loaded from disk
+    err = capfd.readouterr().err
+    assert "Finding newlines" not in err and "%|" not in err

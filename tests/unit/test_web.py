@@ -5,20 +5,38 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rag import events
 from rag.config import Settings
 from rag.events import AnswerResult, Citation, Final, Passage, Searching, Sources, Token, Turn
 from rag.ingest import SUPPORTED_SUFFIXES
 from rag.knowledge_base import DocumentInfo, FileError, IngestReport
 from rag.web import build_app, serve
 from rag.web.app import status_line
-from rag.web.chat import ask_json, chat, new_chat, parse_history
-from rag.web.render import highlight_span, render_answer_text, render_sources, render_transcript
-from rag.web.state import ChatTurn
+from rag.web.chat import (
+    answer_turn,
+    ask_json,
+    chat,
+    conversation_markdown,
+    new_chat,
+    parse_history,
+    work_queue,
+)
+from rag.web.render import (
+    highlight_span,
+    render_all_sources,
+    render_answer_text,
+    render_sources,
+    render_transcript,
+    render_turn,
+    source_location,
+)
+from rag.web.state import ChatTurn, Pending, Session, Sessions
 from rag.web.uploads import (
     UploadError,
     delete_document,
@@ -27,12 +45,14 @@ from rag.web.uploads import (
     sanitize_filename,
     validate_uploads,
 )
+from rag.web.viewer import RENDER_SCALE, open_citation
 
 # ---------------------------------------------------------------- a scripted engine
 
 CHUNK = "Intro. The <b>bridge</b> opened in 1932 & cost ${money}. Outro."
 SPAN_START = CHUNK.index("The")
 SPAN_END = CHUNK.index(" & cost")
+ADDED = "2026-03-04T05:06:07+00:00"
 
 
 def citation(n: int = 1, **overrides: Any) -> Citation:
@@ -70,23 +90,31 @@ class FakeKB:
         self.docs: dict[str, DocumentInfo] = {}
         self.fail_names = set(fail_names)
         self.ingested: list[list[Path]] = []
+        self.texts: dict[str, str] = {}
 
-    def ingest(self, paths: list[Path]) -> IngestReport:
+    def ingest(self, paths: list[Path], progress: Any = None) -> IngestReport:
         self.ingested.append(list(paths))
         report = IngestReport()
-        for path in paths:
+        for i, path in enumerate(paths):
+            if progress is not None:
+                progress(i, len(paths), path.stem)
             if path.name in self.fail_names:
                 # the real knowledge base names the file in its message
                 report.errors.append(FileError(str(path), f"{path.name}: could not parse"))
                 continue
             known = path.stem in self.docs
-            self.docs[path.stem] = DocumentInfo(path.stem, path.stem, 2, "hash", path=str(path))
+            self.docs[path.stem] = DocumentInfo(
+                path.stem, path.stem, 2, "hash", path=str(path), size=3 * 1024, added=ADDED
+            )
             (report.updated if known else report.added).append(path.stem)
             report.chunks += 2
         return report
 
     def documents(self) -> list[DocumentInfo]:
         return list(self.docs.values())
+
+    def document_text(self, doc_id: str) -> str | None:
+        return self.texts.get(doc_id)
 
     def delete(self, doc_id: str) -> bool:
         return self.docs.pop(doc_id, None) is not None
@@ -316,17 +344,18 @@ def test_public_bind_without_auth_is_refused_before_anything_is_launched(host: s
         serve(FakeEngine(), Settings(host=host))
 
 
-def test_status_line_never_shows_secrets() -> None:
-    class Leaky(FakeEngine):
-        def status(self) -> dict[str, Any]:
-            return {
-                "llm": "gpt @ https://bob:sk-123@api.example/v1 key sk-123",
-                "embed_model": "m",
-                "documents": 2,
-                "chunks": 9,
-            }
+class StatusEngine(FakeEngine):
+    def __init__(self, llm: str) -> None:
+        super().__init__()
+        self.llm = llm
 
-    line = status_line(Leaky(), Settings(llm_api_key="sk-123"))
+    def status(self) -> dict[str, Any]:
+        return {"llm": self.llm, "embed_model": "m", "documents": 2, "chunks": 9}
+
+
+def test_status_line_never_shows_secrets() -> None:
+    leaky = StatusEngine("gpt @ https://bob:sk-123@api.example/v1 key sk-123")
+    line = status_line(leaky, Settings(llm_api_key="sk-123"))
     assert "sk-123" not in line and "bob" not in line
     assert "**Documents:** 2" in line and "**Chunks:** 9" in line
 
@@ -394,7 +423,9 @@ def test_upload_is_copied_under_a_safe_name_then_ingested(
     copy = settings.data_dir / "uploads" / "My_Notes.md"
     assert engine.kb.ingested == [[copy]] and copy.is_file()
     assert message == "Added 1, updated 0, unchanged 0 (2 chunks)."
-    assert document_rows(engine) == [["My_Notes", "", 2, "My_Notes"]]
+    assert document_rows(engine) == [
+        ["My_Notes.md", "md", "3.0 KB", 2, "2026-03-04 05:06", "My_Notes"]
+    ]
     again = ingest_uploads(engine, [source], settings)
     assert again == "Added 0, updated 1, unchanged 0 (2 chunks)."
 
@@ -424,7 +455,10 @@ def test_file_the_kb_cannot_read_is_reported_and_not_kept(
     engine.kb.fail_names = {"broken.pdf"}
     paths = [_file(tmp_path / "in" / "broken.pdf"), _file(tmp_path / "in" / "ok.txt")]
     message = ingest_uploads(engine, paths, settings)
-    assert message == "Added 1, updated 0, unchanged 0 (2 chunks).\n- broken.pdf: could not parse"
+    assert message == (
+        "Added 1, updated 0, unchanged 0 (2 chunks).\n"
+        "1 of 2 files could not be added:\n- broken.pdf: could not parse"
+    )
     assert sorted(p.name for p in (settings.data_dir / "uploads").iterdir()) == ["ok.txt"]
 
 
@@ -470,3 +504,242 @@ def test_abandoned_answer_closes_the_engine_stream() -> None:
     next(handler)  # after Searching
     handler.close()  # the browser went away
     assert closed.is_set()
+
+
+# ---------------------------------------------------------------- issue #19
+
+
+def _done(question: str, **overrides: Any) -> ChatTurn:
+    return ChatTurn(question, result=answer_result(question, **overrides), question_used=question)
+
+
+def test_every_answer_keeps_its_own_sources_and_only_the_latest_is_shown() -> None:
+    turns = [_done("a"), _done("b", citations=[citation(1), citation(2, doc_id="other")])]
+    html = render_all_sources(turns)
+    assert 'id="src-0-1"' in html and 'id="src-1-2"' in html
+    assert '<section class="turn-sources" data-turn="0" hidden>' in html
+    assert '<section class="turn-sources" data-turn="1">' in html
+    assert 'href="#src-0-1"' in render_transcript(turns)  # badges of turn 0 link to turn 0's
+
+
+def test_a_source_says_where_it_points_and_how_well_it_supports() -> None:
+    c = citation(page=7, section="2.4 Library Notes", support=0.42)
+    assert source_location(c, "libtasn1.pdf") == "libtasn1.pdf · p. 7 · 2.4 Library Notes"
+    assert source_location(citation()) == "Bridge <i>history</i>"  # no file, page or section
+    html = render_sources(answer_result("q", citations=[c]), 0, {"bridge": "libtasn1.pdf"})
+    assert "libtasn1.pdf · p. 7 · 2.4 Library Notes" in html
+    assert '<span class="support low">support 0.42</span>' in html
+    assert "support" not in render_sources(answer_result("q"), 0)
+
+
+def test_kept_sentences_with_low_support_are_marked() -> None:
+    sentences = [
+        events.SentenceVerdict("It opened in 1932.", [1], 0.9, True),
+        events.SentenceVerdict("It cost a lot.", [1], 0.2, True),
+        events.SentenceVerdict("It was dropped.", [1], 0.1, False),
+    ]
+    html = render_answer_text("It opened in 1932 [1]. It cost a lot [1].", [1], 0, sentences)
+    assert html.count('class="weak"') == 1
+    weak = html[html.index('class="weak"') :]
+    assert "It cost a lot" in weak and "1932" not in weak
+
+
+def test_pending_turn_shows_what_the_engine_is_doing() -> None:
+    engine = FakeEngine()
+    statuses = [t.status for t in answer_turn(engine, "When?", [])]
+    assert statuses[:3] == ["Searching…", "Searching…", "Reading 1 passage from 1 document…"]
+    assert "Answering…" in statuses and statuses[-1] == ""
+    html = render_turn(ChatTurn("q", status="Reading 3 passages from 2 documents…"), 0)
+    assert '<div class="rag-working">Reading 3 passages from 2 documents…</div>' in html
+
+
+def test_conversations_survive_the_browser_store_round_trip() -> None:
+    session = Session()
+    conversation = session.start("When did the bridge open?")
+    session.put_turn(conversation, None, _done("When did the bridge open?"))
+    session.put_turn(conversation, None, ChatTurn("stopped one", answer="It", stopped=True))
+    session.put_turn(conversation, None, ChatTurn("still streaming", answer="So"))
+    stored = json.loads(json.dumps(session.to_store()))
+    again = Session(stored)
+    restored = again.current()
+    assert restored is not None and restored.title == "When did the bridge open?"
+    questions = ["When did the bridge open?", "stopped one", "still streaming"]
+    assert [t.question for t in restored.turns] == questions
+    assert restored.turns[0].result == conversation.turns[0].result
+    assert restored.turns[1].stopped and not restored.turns[1].in_history
+    assert restored.turns[2].stopped and restored.turns[2].answer == "So"  # a reload stopped it
+    assert Session({"conversations": [{"no": "id"}], "active": "x"}).conversations == {}
+
+
+def test_rename_and_delete_conversations() -> None:
+    session = Session()
+    first = session.start("one")
+    session.select(None)
+    second = session.start("two")
+    assert next(c.id for c in session.ordered()) == second.id
+    assert session.rename(first.id, "  Renamed   chat ") and first.title == "Renamed chat"
+    assert not session.rename(first.id, "   ")
+    assert session.delete(second.id) and session.active is None
+    assert list(session.conversations) == [first.id]
+
+
+def test_questions_queued_while_answering_are_answered_in_order_with_history() -> None:
+    engine = FakeEngine()
+    session = Session()
+    conversation = session.start("first")
+    assert not session.enqueue(Pending(conversation.id, "first"))
+    worker = work_queue(engine, session)
+    next(worker)  # the first answer is running
+    assert session.enqueue(Pending(conversation.id, "second"))  # told it waits
+    assert session.queued(conversation.id) == ["second"]
+    assert list(work_queue(engine, session)) == []  # a second worker leaves it to the first
+    list(worker)
+    assert [t.question for t in conversation.turns] == ["first", "second"]
+    assert engine.calls[1] == ("second", [Turn("first", "It opened in 1932 [1].")])
+    assert not session.running and session.queued(conversation.id) == []
+
+
+def test_regenerate_answers_a_turn_again_with_the_history_before_it() -> None:
+    engine = FakeEngine()
+    session = Session()
+    conversation = session.start("first")
+    for q in ("first", "second"):
+        session.enqueue(Pending(conversation.id, q))
+    list(work_queue(engine, session))
+    session.enqueue(Pending(conversation.id, "first", replace=0))
+    list(work_queue(engine, session))
+    assert [t.question for t in conversation.turns] == ["first", "second"]
+    assert engine.calls[-1] == ("first", [])
+
+
+def test_stop_closes_the_engine_stream_and_keeps_the_partial_answer() -> None:
+    closed = threading.Event()
+
+    class Endless(FakeEngine):
+        def answer(self, question: str, history: Sequence[Turn]) -> Iterator[Any]:
+            try:
+                yield Searching(question)
+                for i in range(100_000):
+                    yield Token(f"{i} ")
+            finally:
+                closed.set()
+
+    session = Session()
+    conversation = session.start("count")
+    session.enqueue(Pending(conversation.id, "count"))
+    worker = work_queue(Endless(), session)
+
+    def shown() -> str:
+        return conversation.turns[0].answer if conversation.turns else ""
+
+    while "2 " not in shown():
+        next(worker)
+    session.stop.set()  # the user presses Stop mid-stream
+    said = shown()
+    list(worker)
+    turn = conversation.turns[0]
+    assert closed.wait(timeout=10) and turn.stopped
+    assert turn.answer == said and said.startswith("0 1 2 ")  # kept, nothing after the Stop
+    assert "Stopped" in render_turn(turn, 0) and not turn.in_history
+
+
+def test_stop_is_seen_while_the_engine_waits_for_the_model() -> None:
+    release, closed = threading.Event(), threading.Event()
+
+    class Waiting(FakeEngine):
+        def answer(self, question: str, history: Sequence[Turn]) -> Iterator[Any]:
+            try:
+                yield Searching(question)
+                release.wait(timeout=30)  # the model has not sent its first token yet
+                yield Token("late ")
+                yield Token("never ")
+            finally:
+                closed.set()
+
+    session = Session()
+    conversation = session.start("q")
+    session.enqueue(Pending(conversation.id, "q"))
+    session.enqueue(Pending(conversation.id, "next"))
+    worker = work_queue(Waiting(), session)
+    next(worker)  # the pending turn
+    next(worker)  # after Searching: the engine now waits
+    session.stop.set()
+    next(worker)  # the stopped turn, at once
+    turn = conversation.turns[0]
+    assert turn.stopped and turn.answer == "" and not closed.is_set()
+    release.set()  # the model answers at last: its stream is closed, not read on
+    assert closed.wait(timeout=10)
+    list(worker)  # the queued question is still answered after the stop
+    assert conversation.turns[0].answer == "" and conversation.turns[1].question == "next"
+
+
+def test_export_is_markdown_with_each_answers_citations() -> None:
+    session = Session()
+    conversation = session.start("When?")
+    cite = citation(page=3, section="History")
+    turn = replace(_done("When?", citations=[cite]), files={"bridge": "bridge.pdf"})
+    session.put_turn(conversation, None, turn)
+    session.put_turn(conversation, None, _done("unknown?", refused=True))
+    text = conversation_markdown(conversation)
+    assert text.startswith("# When?\n\n## When?\n\nIt opened in 1932 [1].\n")
+    assert "- [1] Bridge <i>history</i> (bridge.pdf · p. 3 · History): “The <b>bridge</b>" in text
+    assert "*Not in your documents.*" in text
+
+
+def _pdf(path: Path, pages: int) -> Path:
+    from PIL import Image
+
+    images = [Image.new("RGB", (200 + 10 * n, 300), "white") for n in range(pages)]
+    images[0].save(path, save_all=True, append_images=images[1:])
+    return path
+
+
+def test_viewer_renders_the_cited_pdf_page(tmp_path: Path) -> None:
+    kb = FakeKB()
+    pdf = _pdf(tmp_path / "manual.pdf", 3)
+    kb.docs["bridge"] = DocumentInfo("bridge", "Bridge", 1, "h", path=str(pdf))
+    shown = open_citation(kb, citation(page=2))
+    assert (shown.page, shown.pages, shown.error) == (2, 3, None)
+    assert shown.image.width == 210 * RENDER_SCALE  # the second page (its own width)
+    assert "<mark>" in shown.html and shown.heading == "manual.pdf · p. 2"
+    assert open_citation(kb, citation(page=2), page=9).page == 3  # clamped to the document
+
+
+def test_viewer_shows_text_documents_with_the_span_marked_and_only_known_documents() -> None:
+    kb = FakeKB()
+    kb.docs["bridge"] = DocumentInfo("bridge", "Bridge", 1, "h", path="/x/bridge.md")
+    kb.texts["bridge"] = "x" * 100 + CHUNK
+    shown = open_citation(kb, citation())
+    assert shown.image is None and '<mark id="rag-viewer-mark">The &lt;b&gt;bridge' in shown.html
+    gone = open_citation(kb, citation(doc_id="../../etc/passwd"))
+    assert gone.error and gone.image is None and gone.html == ""
+
+
+def test_status_line_shows_no_addresses() -> None:
+    line = status_line(StatusEngine("qwen at http://127.0.0.1:8766/v1"), Settings())
+    assert "127.0.0.1" not in line and "http" not in line and "**LLM:** qwen ·" in line
+
+
+def test_upload_reports_progress_per_file(tmp_path: Path, settings: Settings) -> None:
+    seen: list[tuple[int, int, str]] = []
+    paths = [_file(tmp_path / "in" / "a.txt"), _file(tmp_path / "in" / "b.txt")]
+    ingest_uploads(FakeEngine(), paths, settings, progress=lambda *a: seen.append(a))
+    assert seen == [(0, 2, "a"), (1, 2, "b")]
+
+
+def test_another_users_conversations_are_not_loaded() -> None:
+    mine = Session(owner="ann")
+    mine.start("private question")
+    stored = mine.to_store()
+    assert Session(stored, owner="ann").conversations.keys() == mine.conversations.keys()
+    assert Session(stored, owner="bob").conversations == {}
+    assert Session(stored).conversations == {}  # nor by a page without a login
+
+
+def test_pages_that_never_closed_are_forgotten_beyond_the_limit() -> None:
+    sessions = Sessions(limit=2)
+    first = sessions.open("a", None)
+    sessions.open("b", None)
+    sessions.open("c", None)
+    assert len(sessions) == 2 and first.stop.is_set()
+    assert sessions.open("a", None) is not first  # a new session, from the browser's copy
