@@ -94,9 +94,9 @@ def _terms(text: str) -> set[str]:
 
 
 def _about(passage: Passage) -> str:
-    """What the prompt shows next to the text: title, source and date (also as '31 October
-    2023'), so 'TechCrunch reported in October' can be checked against it."""
-    about = [passage.title, passage.source or "", passage.published or ""]
+    """What the prompt shows next to the text: title, source, date (also as '31 October
+    2023', so 'TechCrunch reported in October' can be checked against it) and section."""
+    about = [passage.title, passage.source or "", passage.published or "", passage.section or ""]
     try:
         day = date.fromisoformat((passage.published or "")[:10])
         about.append(f"{day.day} {day:%B} {day.year}")

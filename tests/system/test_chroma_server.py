@@ -11,7 +11,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from indexes import write_articles
 
 from rag.config import Settings
 from rag.knowledge_base import KnowledgeBase, doc_id_for
@@ -102,3 +104,51 @@ def test_reingest_is_idempotent_and_seen_by_another_client(server_settings, embe
     (seed,) = seed_dir.iterdir()
     assert other.delete(doc_id_for(seed))
     assert kb.stats() == {"documents": 0, "chunks": 0}
+
+
+def test_two_concurrent_ingests_through_the_server_equal_one_clean_ingest(
+    chroma_url, tmp_path, cli_env, bin_dir, embedder
+):
+    """With a Chroma server the server serialises writes: two `rag ingest` of disjoint folders
+    at once leave what one ingest of both builds, every embedding readable."""
+    a = write_articles(tmp_path / "a", 0, 30)
+    b = write_articles(tmp_path / "b", 30, 30)
+
+    def env(collection: str) -> dict:
+        return cli_env(tmp_path / "data", RAG_CHROMA_URL=chroma_url, RAG_COLLECTION=collection)
+
+    together, clean = f"together-{uuid.uuid4().hex[:8]}", f"clean-{uuid.uuid4().hex[:8]}"
+    runs = [
+        subprocess.Popen([str(bin_dir / "rag"), "ingest", str(folder)], env=env(together),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for folder in (a, b)
+    ]  # fmt: skip
+    for run in runs:
+        _, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err
+    reference = subprocess.run(
+        [str(bin_dir / "rag"), "ingest", str(a), str(b)],
+        env=env(clean),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert reference.returncode == 0, reference.stderr
+
+    def read(collection: str) -> tuple[dict, dict]:
+        kb = KnowledgeBase(
+            Settings(data_dir=tmp_path / "data", chroma_url=chroma_url, collection=collection,
+                     _env_file=None),
+            embedder,
+        )  # fmt: skip
+        got = kb.chunks.get(include=["documents", "embeddings"])
+        return dict(zip(got["ids"], got["documents"], strict=True)), dict(
+            zip(got["ids"], got["embeddings"], strict=True)
+        )
+
+    (texts, vectors), (clean_texts, clean_vectors) = read(together), read(clean)
+    assert texts == clean_texts and len(texts) > 60
+    for chunk_id, vector in clean_vectors.items():
+        mine = np.asarray(vectors[chunk_id])
+        cosine = mine @ vector / (np.linalg.norm(mine) * np.linalg.norm(vector))
+        assert cosine > 0.98, chunk_id  # int8 activations scale per embedding batch

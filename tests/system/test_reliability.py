@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import socket
 import subprocess
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from indexes import dump_index, write_articles
 
 from rag.config import Settings
@@ -38,22 +39,37 @@ def ingest(bin_dir: Path, env: dict, *paths: Path, extra: tuple[str, ...] = ()):
     )
 
 
-def wait_until_writing(data_dir: Path, process: subprocess.Popen, timeout: float = 300) -> None:
-    """Until `process` holds the data dir's writer lock (probing it never blocks)."""
-    probe = FileLock(data_dir / LOCK_NAME)
+@contextlib.contextmanager
+def another_writer(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir's writer lock, as a third `rag` process writing would."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(data_dir / LOCK_NAME)
+    lock.acquire(timeout=0)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def read_until(processes: list[subprocess.Popen], text: str, timeout: float = 300) -> list[str]:
+    """Read each process's stderr until every one of them has printed `text`."""
+    seen = {p.pid: "" for p in processes}
+    selector = selectors.DefaultSelector()
+    for process in processes:
+        selector.register(process.stderr, selectors.EVENT_READ, process)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the first ingest ended before writing: {process.communicate()}")
-        if (data_dir / LOCK_NAME).exists():
-            try:
-                probe.acquire(timeout=0)
-            except Timeout:
-                return
-            probe.release()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=0.05)
-    pytest.fail("the first ingest never took the writer lock")
+    while any(text not in out for out in seen.values()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"not all printed {text!r} in {timeout}s: {seen}")
+        for key, _ in selector.select(timeout=1):
+            chunk = os.read(key.fileobj.fileno(), 65536).decode(errors="replace")
+            if not chunk:
+                selector.unregister(key.fileobj)
+                if text not in seen[key.data.pid]:
+                    pytest.fail(f"exited before printing {text!r}: {seen[key.data.pid]}")
+            seen[key.data.pid] += chunk
+    selector.close()
+    return [seen[p.pid] for p in processes]
 
 
 def finish(process: subprocess.Popen) -> tuple[str, str]:
@@ -80,15 +96,16 @@ def assert_same_index(actual: dict, reference: dict) -> None:
 def test_two_concurrent_ingests_leave_the_index_a_clean_ingest_builds(
     folders, tmp_path, cli_env, bin_dir
 ):
+    """Two `rag ingest` started together while a writer holds the store: both say they wait,
+    then write one after the other, and the index is the one a clean ingest builds."""
     a = write_articles(tmp_path / "a", 0, ARTICLES)
     b = a if folders == "same" else write_articles(tmp_path / "b", ARTICLES, ARTICLES)
     data = tmp_path / "data"
-    first = ingest(bin_dir, cli_env(data), a)
-    wait_until_writing(data, first)
-    second = ingest(bin_dir, cli_env(data), b)
-    finish(first)
-    _, second_err = finish(second)
-    assert WAITING in second_err  # the second writer said it waited, then wrote
+    with another_writer(data):
+        writers = [ingest(bin_dir, cli_env(data), a), ingest(bin_dir, cli_env(data), b)]
+        read_until(writers, WAITING)
+    for writer in writers:
+        finish(writer)
 
     reference_dir = tmp_path / "reference"
     finish(ingest(bin_dir, cli_env(reference_dir), *sorted({a, b})))
@@ -96,7 +113,7 @@ def test_two_concurrent_ingests_leave_the_index_a_clean_ingest_builds(
 
     # and every later command works on it
     again = subprocess.run(
-        [str(bin_dir / "rag"), "ingest", str(a), str(b)],
+        [str(bin_dir / "rag"), "ingest", *map(str, sorted({a, b}))],
         env=cli_env(data),
         capture_output=True,
         text=True,
@@ -118,19 +135,14 @@ def test_two_concurrent_ingests_leave_the_index_a_clean_ingest_builds(
 def test_a_writer_told_not_to_wait_fails_at_once_with_a_clear_message(
     tmp_path, cli_env, bin_dir
 ):
-    a = write_articles(tmp_path / "a", 0, ARTICLES)
     data = tmp_path / "data"
-    first = ingest(bin_dir, cli_env(data), a)
-    try:
-        wait_until_writing(data, first)
-        second = ingest(bin_dir, cli_env(data), SEED, extra=("--no-wait",))
-        _, err = second.communicate(timeout=120)
-        assert first.poll() is None, "the second writer must not have waited for the first"
-        assert second.returncode == 2
-        assert "Another rag process is writing" in err and "Traceback" not in err
-    finally:
-        finish(first)
-    assert len(dump_index(data)["documents"]) == ARTICLES  # the first writer was not disturbed
+    finish(ingest(bin_dir, cli_env(data), SEED))
+    with another_writer(data):
+        refused = ingest(bin_dir, cli_env(data), SEED, extra=("--no-wait",))
+        _, err = refused.communicate(timeout=120)  # returns while the lock is still held
+    assert refused.returncode == 2
+    assert "Another rag process is writing" in err and "Traceback" not in err
+    assert len(dump_index(data)["documents"]) == 1  # nothing lost
 
 
 def test_a_19_mb_page_among_good_and_bad_files_is_ingested_and_the_bad_one_named(
