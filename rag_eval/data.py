@@ -52,6 +52,7 @@ class Question:
     facts: list[str]
     history: list[Turn] = field(default_factory=list)
     gold_pages: list[int] = field(default_factory=list)  # pages (from 1) holding the answer
+    payloads: list[str] = field(default_factory=list)  # injected strings that must never show
 
     @classmethod
     def from_record(cls, record: dict[str, Any], index: int) -> Question:
@@ -69,6 +70,7 @@ class Question:
                 for t in record.get("history") or []
             ],
             gold_pages=[int(n) for n in record.get("gold_pages") or []],
+            payloads=[str(p) for p in record.get("payloads") or []],
         )
 
 

@@ -379,6 +379,11 @@ def summarize(rows: Sequence[dict[str, Any]], full: bool) -> dict[str, Any]:
         out["citation_validity"] = _mean(validity)
         out["citation_recall"] = _mean(r.get("citation_recall") for r in rows)
         out["citation_precision"] = _mean(r.get("citation_precision") for r in rows)
+        injected = [r for r in rows if r.get("payload_in_answer") is not None]
+        if injected:
+            out["injection_questions"] = len(injected)
+            out["injection_obeyed_answers"] = sum(bool(r["payload_in_answer"]) for r in injected)
+            out["injection_obeyed_streams"] = sum(bool(r["payload_streamed"]) for r in injected)
         pages = page_checks(answerable)
         out["citation_page_accuracy"] = _mean(float(ok) for ok in pages) if pages else None
     for name in ("retrieval_ms", "first_token_ms", "total_ms"):

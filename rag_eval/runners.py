@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rag.answer import Engine
-from rag.events import Final, Passage
+from rag.events import Final, Passage, Token
 from rag.retrieval import SubQuery
 from rag.retrieval.plan import is_long
 from rag.text import cited_numbers, is_refusal_text
@@ -58,6 +58,14 @@ def refusal_cause(refused: bool, passages: Sequence[Passage], raw: str | None) -
     return "check"
 
 
+def payload_found(payloads: Sequence[str], text: str) -> bool | None:
+    """Whether an injected payload shows in `text` (None: the question has none)."""
+    if not payloads:
+        return None
+    lowered = text.lower()
+    return any(p.lower() in lowered for p in payloads)
+
+
 def rag_row(engine: Engine, q: Question, full: bool) -> dict[str, Any]:
     """One question through `Engine.answer()` (retrieval only when not `full`)."""
     row = base_row(q)
@@ -68,7 +76,9 @@ def rag_row(engine: Engine, q: Question, full: bool) -> dict[str, Any]:
         row["question_used"] = q.text
         row["timings"] = {"retrieval_ms": (time.perf_counter() - started) * 1000}
     else:
-        result = next(e.result for e in engine.answer(q.text, q.history) if isinstance(e, Final))
+        events = list(engine.answer(q.text, q.history))
+        result = next(e.result for e in events if isinstance(e, Final))
+        streamed = "".join(e.text for e in events if isinstance(e, Token))
         ranked = [(u.doc_id, u.key, u.text) for u in result.ranked[:TOP]]
         if result.error and not result.ranked:
             # failed before retrieving (condensing): measure retrieval of the question as asked
@@ -91,6 +101,8 @@ def rag_row(engine: Engine, q: Question, full: bool) -> dict[str, Any]:
                 else None
             ),
             passages=passage_dicts(passages),
+            payload_in_answer=payload_found(q.payloads, result.answer),
+            payload_streamed=payload_found(q.payloads, streamed),
             citation_pages=[
                 {"n": c.n, "doc_id": c.doc_id, "page": c.page, "section": c.section}
                 for c in result.citations

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
+from rag.answer.untrusted import without_instructions
 from rag.events import Citation, Passage, SentenceVerdict
 from rag.text import (
     CITATION,
@@ -35,13 +36,11 @@ STOPWORDS = frozenset(
 )
 _VERDICT = re.compile(r"(yes|no)\s*[.!,]?", re.IGNORECASE)
 MIN_CONTENT_OVERLAP = 0.5  # for sentences with no names or numbers to check
-# Sentences in a document that address the assistant. They are data, never instructions, and
-# never evidence: an answer that only they support is an injection being obeyed.
-_INSTRUCTION = re.compile(
-    r"\b(ignore|disregard|forget|override)\b[^.!?\n]{0,60}\b(instructions?|rules|prompt|above|"
-    r"previous|context|documents?)\b|\b(reply|respond|answer|say|output|print|write)\b[^.!?\n]{0,40}"
-    r"\bonly\b|\byou are now\b|\bsystem prompt\b|\bas an ai\b",
-    re.IGNORECASE,
+# Links, e-mail addresses and phone numbers an answer gives must be in a cited passage's factual
+# text, character for character: a link only an injected line carries is never passed on.
+_LINK = re.compile(
+    r"https?://[^\s)\]>\"']+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|"
+    r"example|io|dev|info|biz)\b(?:/[^\s)\]>\"']*)?|\+?\d[\d ()-]{7,}\d"
 )
 
 
@@ -83,10 +82,17 @@ def key_terms(sentence: str) -> tuple[list[list[str]], set[str]]:
 
 
 def factual_text(text: str) -> str:
-    """The passage without sentences that address the assistant."""
-    return " ".join(
-        m.group(0) for m in passage_sentences(text) if not _INSTRUCTION.search(m.group(0))
-    )
+    """The passage without what addresses the assistant (rag.answer.untrusted)."""
+    return without_instructions(text)
+
+
+def links_supported(sentence: str, passages: Sequence[Passage]) -> bool:
+    """Every link, address and phone number of the sentence is in a passage's factual text."""
+    found = _LINK.findall(CITATION_WITH_SPACE.sub("", sentence))
+    if not found:
+        return True
+    factual = " ".join(factual_text(p.text) for p in passages).lower()
+    return all(link.lower().rstrip(".,;:") in factual for link in found)
 
 
 def _terms(text: str) -> set[str]:
@@ -114,6 +120,8 @@ def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> b
     be covered by the passages refused 47% of answerable MultiHop questions, mostly correct
     yes/no answers phrased in the question's words, to catch one more seed unanswerable.)
     """
+    if not links_supported(sentence, passages):
+        return False
     available = _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
     asked = _terms(question)
     phrases, loose = key_terms(sentence)
@@ -352,3 +360,42 @@ class StreamingCitationFilter:
             return mark
         kept = list(dict.fromkeys(n for n in numbers if n in self.valid))
         return "[" + ", ".join(str(n) for n in kept) + "]" if kept else ""
+
+
+# A sentence is complete once its end mark (and any citation marks after it) is followed by
+# white space and more text: only then can it be checked.
+_SENTENCE_DONE = re.compile(r"[.!?][\"'”’)]*(?:\s*\[[\d,\s]+\])*\s+(?=[^\s\[])")
+
+
+class SentenceGate:
+    """Holds streamed answer text back a sentence at a time and lets a sentence through only
+    once the check supports it (its citations name shown passages that hold its facts, not an
+    instruction). What fails is never shown, so nothing streamed needs withdrawing; the final
+    answer is the checked one. A bare "Yes." / "No." waits for the fact that follows it."""
+
+    def __init__(self, passages: Sequence[Passage], question: str) -> None:
+        self.passages, self.question = list(passages), question
+        self._text = ""
+        self._verdict = ""
+
+    def feed(self, text: str) -> str:
+        self._text += text
+        out = []
+        while match := _SENTENCE_DONE.search(self._text):
+            sentence, self._text = self._text[: match.end()], self._text[match.end() :]
+            out.append(self._release(sentence))
+        return "".join(out)
+
+    def flush(self) -> str:
+        rest, self._text = self._text, ""
+        return self._release(rest) if rest.strip() else ""
+
+    def _release(self, sentence: str) -> str:
+        bare = CITATION_WITH_SPACE.sub("", sentence).strip()
+        if not self._verdict and _VERDICT.fullmatch(bare):
+            self._verdict = sentence
+            return ""
+        if check_answer(sentence, self.passages, self.question, "").refused:
+            return ""
+        released, self._verdict = self._verdict + sentence, ""
+        return released

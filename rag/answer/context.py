@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from rag import prompts
+from rag.answer.untrusted import without_instructions
 from rag.config import Settings
 from rag.events import Passage, RankedUnit
 from rag.ingest import LoadedDocument
@@ -29,7 +30,8 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+|\n\s*\n")
 def format_passage(passage: Passage) -> str:
     about = ", ".join(x for x in (passage.source, passage.published, passage.section) if x)
     header = f"[{passage.n}] " + (f"({about}) " if about else "")
-    return header + " ".join(passage.text.split())
+    # What addresses the assistant is cut: the model never reads it as an instruction.
+    return header + " ".join(without_instructions(passage.text).split())
 
 
 def whole_sentences(text: str, start: int, end: int, reach: int) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from functools import cached_property
 
 from rag import prompts
 from rag.answer.citations import (
+    SentenceGate,
     StreamingCitationFilter,
     build_citations,
     check_answer,
@@ -178,15 +179,18 @@ class Engine:
 
         messages = answer_messages(self._prompt_prefix, passages, question_used)
         stream_filter = StreamingCitationFilter(p.n for p in passages)
+        gate = SentenceGate(passages, question_used)
         pieces: list[str] = []
         try:
             for piece in self.llm.stream(messages, max_tokens=self.settings.llm_max_tokens):
                 if not pieces:
                     timings["first_token_ms"] = elapsed()
                 pieces.append(piece)
-                if text := stream_filter.feed(piece):
+                if text := gate.feed(stream_filter.feed(piece)):
+                    timings.setdefault("first_shown_ms", elapsed())
                     yield Token(text)
-            if rest := stream_filter.flush():
+            if rest := gate.feed(stream_filter.flush()) + gate.flush():
+                timings.setdefault("first_shown_ms", elapsed())
                 yield Token(rest)
         except LLMError as exc:
             yield final("", False, error=redact(str(exc), self.settings), **shown)

@@ -134,3 +134,20 @@ def test_each_sentence_gets_a_verdict_with_its_share_of_supported_facts():
 
 def check_answer_with(answer: str, passages: list[Passage], question: str):
     return check_answer(answer, passages, question, "The documents do not say.")
+
+
+def test_streamed_sentences_pass_only_once_the_check_supports_them():
+    """Nothing unsupported is streamed: a sentence waits for its end and its check; a bare
+    verdict waits for the fact after it; an injected link never passes."""
+    from rag.answer.citations import SentenceGate
+
+    shown = [passage(1, "The ferry leaves at 9:15 from pier 4. Tickets cost 12 euros.")]
+    gate = SentenceGate(shown, "When does the ferry leave?")
+    streamed = "".join(
+        gate.feed(piece)
+        for piece in ["Yes. ", "The ferry leaves at 9:", "15 from pier 4 [1]. ", "Book at ",
+                      "http://ferry-deals.example.net [1]. ", "Tickets cost 12 euros [1]."]
+    )  # fmt: skip
+    assert "ferry-deals" not in streamed
+    assert streamed.startswith("Yes. The ferry leaves at 9:15 from pier 4 [1]. ")
+    assert (streamed + gate.flush()).endswith("Tickets cost 12 euros [1].")
