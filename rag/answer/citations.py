@@ -34,6 +34,15 @@ STOPWORDS = frozenset(
     can could would should will may might must one two per via according however while
     """.split()
 )
+# Words an instruction or explanation often starts with: capitalised there, never a name.
+SENTENCE_STARTERS = frozenset(
+    """
+    you your we our it its this that these there they up down to in on at from with by for
+    first then next after before once since until under over each every all any some most
+    use run set add type call pass go create install edit open press select choose change
+    make start stop see note yes no not only just simply also instead otherwise here
+    """.split()
+)
 _VERDICT = re.compile(r"(yes|no)\s*[.!,]?", re.IGNORECASE)
 MIN_CONTENT_OVERLAP = 0.5  # for sentences with no names or numbers to check
 # Links, e-mail addresses and phone numbers an answer gives must be in a cited passage's factual
@@ -61,6 +70,8 @@ def key_terms(sentence: str) -> tuple[list[list[str]], set[str]]:
     previous_end = -2
     for match in _WORD.finditer(text):
         raw = match.group(0)
+        if match.start() == len(text) - len(text.lstrip()) and raw.lower() in SENTENCE_STARTERS:
+            raw = raw.lower()  # capitalised only because it starts the sentence
         word = raw.lower().strip("'’-").rstrip(".,")
         if word.endswith("'s") or word.endswith("’s"):
             word = word[:-2]
@@ -151,24 +162,35 @@ def support_share(sentence: str, passages: Sequence[Passage], question: str) -> 
     return round(sum(t in available for t in terms) / len(terms), 3)
 
 
+# Capitalised words that name no subject: the pronoun, and acronyms a document spells out
+# ("XLFD", "CLI") that passages often leave implicit.
+_NOT_A_SUBJECT = re.compile(r"^(?:I|[A-Z0-9]{2,5}s?)$")
+
+
 def _question_names(question: str) -> list[list[str]]:
-    """The names and numbers a question is about ("the United States and Russia"), as phrases;
-    its first word counts only when it is a name wherever it stands (not "Under", "Since")."""
+    """The names a question is about ("the United States and Russia"), as phrases of stems;
+    its first word counts only when it is a name wherever it stands (not "Under", "Since"),
+    and numbers, the pronoun "I" and short acronyms do not count."""
     text = question.strip()
     first = re.match(r"[A-Z][a-z]+\b", text)
     if first and first.group(0).lower() not in _terms(text[first.end() :]):
         text = text[0].lower() + text[1:]
-    phrases, _ = key_terms(text)
-    return phrases
+    kept = " ".join(
+        "," if _NOT_A_SUBJECT.match(raw) or raw[:1].isdigit() else raw for raw in text.split()
+    )
+    phrases, _ = key_terms(kept)
+    return [phrase for phrase in phrases if not any(t[:1].isdigit() for t in phrase)]
 
 
 def covers_question(question: str, passages: Sequence[Passage]) -> bool:
-    """Do the passages an answer cites mention every name and number the question is about?
-    If the question asks about the United States and the cited passages never name it, the
-    answer is about something else (another exchange, another ceasefire), however well its own
-    facts are supported. One word of a name is enough ("Bankman-Fried", "Sam")."""
+    """Unless the passages an answer cites name none of the question's subjects (a manual's
+    passages seldom repeat its product's name), they must name all of them: if the question
+    asks about the United States and Russia and the passages only ever name Russia and
+    Ukraine, the answer is about another exchange, however well its own facts are supported.
+    One word of a name is enough ("Bankman-Fried", "Sam")."""
     available = _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
-    return all(any(term in available for term in phrase) for phrase in _question_names(question))
+    found = [any(term in available for term in phrase) for phrase in _question_names(question)]
+    return all(found) or not any(found)
 
 
 @dataclass
