@@ -140,7 +140,8 @@ def print_result(result: AnswerResult, streamed: str) -> None:
         print(("checked answer: " if streamed else "") + result.answer)
     for c in result.citations:
         date = f", {c.published}" if c.published else ""
-        print(f"  [{c.n}] {c.title}{date} ({c.doc_id})\n      “{c.span.strip()}”")
+        where = c.location(Path(c.doc_id).name) if c.page or c.section else c.doc_id
+        print(f"  [{c.n}] {c.title}{date} ({where})\n      “{c.span.strip()}”")
 
 
 def stream_answer(engine, question: str, history: list[Turn], echo: bool) -> AnswerResult:

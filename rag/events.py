@@ -56,6 +56,16 @@ class Citation:
     def span(self) -> str:
         return self.text[self.start - self.chunk_start : self.end - self.chunk_start]
 
+    def location(self, name: str | None = None) -> str:
+        """Where it points, in words: "libtasn1.pdf · p. 7 · 2.4 Library Notes" (`name`
+        defaults to the title)."""
+        parts = [name or self.title]
+        if self.page is not None:
+            parts.append(f"p. {self.page}")
+        if self.section:
+            parts.append(self.section)
+        return " · ".join(parts)
+
 
 @dataclass(frozen=True)
 class RankedUnit:

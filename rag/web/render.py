@@ -102,12 +102,7 @@ def cited(result: AnswerResult) -> list[Citation]:
 
 def source_location(citation: Citation, file_name: str | None = None) -> str:
     """Where a citation points, in words: "libtasn1.pdf · p. 7 · 2.4 Library Notes"."""
-    parts = [file_name or citation.title]
-    if citation.page is not None:
-        parts.append(f"p. {citation.page}")
-    if citation.section:
-        parts.append(citation.section)
-    return " · ".join(parts)
+    return citation.location(file_name)
 
 
 def _source(c: Citation, turn: int, files: Mapping[str, str]) -> str:
