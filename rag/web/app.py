@@ -165,7 +165,11 @@ def _documents_tab(engine: EngineLike, settings: Settings, status: gr.Markdown) 
 
 
 def serve(engine: EngineLike, settings: Settings) -> None:
-    """Launch the page on settings.host:port and block; no share link, no analytics."""
+    """Launch the page and the OpenAI-compatible API (/v1) on settings.host:port and block; no
+    share link, no analytics. The API's routes go into the page's own FastAPI app (ahead of
+    Gradio's), so both share the port while the page's login, CORS and queue stay Gradio's."""
+    from rag.server import api_routes
+
     auth = page_auth(settings)
     app = build_app(engine, settings)
     app.queue(default_concurrency_limit=1)
@@ -181,6 +185,7 @@ def serve(engine: EngineLike, settings: Settings) -> None:
         pwa=False,
         prevent_thread_lock=True,
         footer_links=["api"],
+        app_kwargs={"routes": api_routes(engine, settings, concurrency=CHAT_CONCURRENCY)},
     )
     print(f"rag is ready at {url}", flush=True)
     app.block_thread()
