@@ -37,10 +37,10 @@ def _progress_bar(desc: str):
     return update
 
 
-def _engine(settings: Settings, with_llm: bool = False):
+def _engine(settings: Settings, with_llm: bool = False, share_model: bool = False):
     from rag.compose import build_engine
 
-    engine = build_engine(settings)
+    engine = build_engine(settings, share_model=share_model)
     if with_llm:
         engine.llm  # noqa: B018  (start or connect to the model now, not mid-answer)
     return engine
@@ -150,6 +150,10 @@ def stream_answer(engine, question: str, history: list[Turn], echo: bool) -> Ans
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
+    if settings.uses_local_llm and engine.kb.stats()["documents"]:
+        # A model started for this one command restores the saved prompt prefixes (a running
+        # shared server keeps its own warm); with nothing to search the model is never needed.
+        engine.warm_up(follow_ups=len(args.questions) > 1)
     history: list[Turn] = []
     status = 0
     for question in args.questions:
@@ -192,7 +196,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    engine = _engine(settings, with_llm=True)
+    engine = _engine(settings, with_llm=True, share_model=True)
     if args.ingest_if_empty and engine.kb.stats()["documents"] == 0 and DEFAULT_DOCS.is_dir():
         report = engine.kb.ingest([DEFAULT_DOCS], progress=_progress_bar("ingesting seeds"))
         print(f"ingested {len(report.added)} documents from {DEFAULT_DOCS}/")
@@ -211,9 +215,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
     """A long-lived local model server that `rag ask`, `rag chat` and the page all share."""
-    from rag.llm.local import start_local_server
+    from rag.answer import cache_prompt_prefixes
+    from rag.llm.local import local_llm, start_local_server
 
     server = start_local_server(settings)
+    cache_prompt_prefixes(local_llm(settings, server.base_url))  # restored from disk if saved
     print(f"serving {server.model_name} at {server.base_url} (Ctrl-C to stop)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         threading.Event().wait()
@@ -233,8 +239,12 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     gguf = local_gguf(settings)
     print(f"model ready: {gguf}")
     if settings.uses_local_llm:
-        cache_prompt_prefixes(build_llm(settings))
-        print(f"prompt prefixes cached in {prefix_cache_dir(settings)}")
+        llm = build_llm(settings)
+        cache_prompt_prefixes(llm)
+        if getattr(llm, "shared", False):
+            print(f"prompt prefixes: kept by the model server running at {llm.base_url}")
+        else:
+            print(f"prompt prefixes cached in {prefix_cache_dir(settings)}")
     return 0
 
 
