@@ -13,7 +13,10 @@ from typing import Any
 from rag.events import AnswerResult, Turn
 
 MODEL_ID = "rag"
-CITATION_FIELDS = ("n", "doc_id", "title", "text", "start", "end", "page", "section", "support")
+CITATION_FIELDS = (
+    *("n", "doc_id", "title", "text", "start", "end", "page", "section", "support"),
+    *("chunk_start", "chunk_end", "published"),  # the span is text[start - chunk_start: …]
+)
 # Roles that carry no part of the conversation the engine answers: rag's prompt is its own.
 IGNORED_ROLES = frozenset({"system", "developer", "tool", "function"})
 

@@ -122,6 +122,9 @@ def test_completion_carries_the_answer_its_citations_and_usage():
         "page": 2,
         "section": "History",
         "support": None,
+        "chunk_start": 10,
+        "chunk_end": 36,
+        "published": None,
     }
 
 
