@@ -299,3 +299,21 @@ def test_empty_knowledge_base_answers_how_to_add_documents(settings):
     body = client.post("/v1/chat/completions", json={"messages": [user(QUESTION)]}).json()
     assert body["refused"] is True and body["reason"] == "no_documents"
     assert "rag ingest" in body["choices"][0]["message"]["content"] and body["citations"] == []
+
+
+def test_an_answer_that_breaks_mid_stream_ends_with_an_error_chunk(kb, settings):
+    from pydantic import SecretStr
+
+    settings = settings.model_copy(update={"api_key": SecretStr("k-123456")})
+    engine = Engine(settings, kb, FakeLLM(RuntimeError("socket closed, key k-123456")))
+    client = client_for(engine, settings)
+    auth = {"Authorization": "Bearer k-123456"}
+    body = {"messages": [user(QUESTION)], "stream": True}
+    streamed = client.post("/v1/chat/completions", json=body, headers=auth)
+    assert streamed.status_code == 200  # the stream had started
+    chunks = sse(streamed)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1] == "[DONE]" and chunks[-2]["error"]["type"] == "server_error"
+    assert "k-123456" not in streamed.text
+    plain = client.post("/v1/chat/completions", json={"messages": [user(QUESTION)]}, headers=auth)
+    assert plain.status_code == 500 and "k-123456" not in plain.text
