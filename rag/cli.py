@@ -149,20 +149,38 @@ def stream_answer(engine, question: str, history: list[Turn], echo: bool) -> Ans
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings)
-    if settings.uses_local_llm and engine.kb.stats()["documents"]:
-        # A model started for this one command restores the saved prompt prefixes (a running
-        # shared server keeps its own warm); with nothing to search the model is never needed.
-        engine.warm_up(follow_ups=len(args.questions) > 1)
-    history: list[Turn] = []
-    status = 0
-    for question in args.questions:
-        result = stream_answer(engine, question, history, echo=not args.json)
-        if args.json:
-            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
-        status = status or (1 if result.error else 0)
-        history.append(Turn(question, result.answer))
-    return status
+    from rag.llm.local import ModelProcess
+
+    local = settings.uses_local_llm
+    # With no model server to share, the model loads in a child process while this one loads
+    # the rest (one Python process cannot do both at once: loading the model holds the GIL).
+    child = ModelProcess.start(settings) if local else None
+    try:
+        engine = _engine(settings)
+        if local and engine.kb.stats()["documents"]:
+            if child is not None and (llm := child.llm(settings)) is not None:
+                engine = _engine_with(settings, engine, llm)
+            # A model started for this command restores the saved prompt prefixes (a shared
+            # server keeps its own warm); with nothing to search the model is never needed.
+            engine.warm_up(follow_ups=len(args.questions) > 1)
+        history: list[Turn] = []
+        status = 0
+        for question in args.questions:
+            result = stream_answer(engine, question, history, echo=not args.json)
+            if args.json:
+                print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            status = status or (1 if result.error else 0)
+            history.append(Turn(question, result.answer))
+        return status
+    finally:
+        if child is not None:
+            child.stop()
+
+
+def _engine_with(settings: Settings, engine, llm):
+    from rag.compose import build_engine
+
+    return build_engine(settings, llm=llm, kb=engine.kb)
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -218,7 +236,10 @@ def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
     from rag.answer import cache_prompt_prefixes
     from rag.llm.local import local_llm, start_local_server
 
+    if args.port is not None:
+        settings = settings.model_copy(update={"local_llm_port": args.port})
     server = start_local_server(settings)
+
     cache_prompt_prefixes(local_llm(settings, server.base_url))  # restored from disk if saved
     print(f"serving {server.model_name} at {server.base_url} (Ctrl-C to stop)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
@@ -255,6 +276,18 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: the evaluation suite is not installed ({exc})", file=sys.stderr)
         return 2
     return eval_main(args, settings)
+
+
+def _exit_now(status: int) -> None:
+    """End a one-shot `rag ask` run as a program as soon as its answer is out: tearing down
+    the model server, Chroma and every loaded library takes about a second more and achieves
+    nothing for a process that wrote nothing but its output."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("llm-server", help="run the shipped model as a shared local server")
+    p.add_argument("--port", type=int, help="default: RAG_LOCAL_LLM_PORT")
     p.set_defaults(func=cmd_llm_server)
 
     p = sub.add_parser("setup", help="assemble and verify the shipped model")
@@ -350,7 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
         install_log_redaction(settings)
-        return args.func(args, settings)
+        status = args.func(args, settings)
+        if argv is None and args.command == "ask":
+            _exit_now(status)
+        return status
     except ValidationError as exc:
         print(f"error: invalid setting: {redact(str(exc), settings)}", file=sys.stderr)
     except (IndexMismatchError, ModelError, LLMError, WriterBusyError) as exc:

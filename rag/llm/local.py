@@ -7,6 +7,11 @@ import hashlib
 import json
 import logging
 import os
+import re
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,8 +155,6 @@ def model_threads(samples: int = 5) -> int:
     a core stalls all of them: on a 2-core machine with one busy core, two threads answer many
     times slower than one. Busy cores are the fewest other runnable tasks over a few samples
     (a snapshot alone may catch a task that is about to sleep)."""
-    import time
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = cores or 2
     counts = []
@@ -209,12 +212,78 @@ def start_local_server(settings: Settings, port: int | None = None) -> LocalMode
     return _local_servers[gguf]
 
 
+def shared_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.local_llm_port}/v1"
+
+
+class ModelProcess:
+    """The shipped model's server in a child process (`python -m rag.llm.local PORT`) for one
+    command: it loads while the command loads everything else, and ends with the command (it
+    exits when its stdin closes, however the parent ended)."""
+
+    def __init__(self, popen: subprocess.Popen[str]) -> None:
+        self.popen = popen
+
+    @classmethod
+    def start(cls, settings: Settings) -> ModelProcess | None:
+        """None when a shared server already answers (use that) or no child can start."""
+        if probe(shared_url(settings)):
+            return None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        # Threads are chosen here: the child would count this busy process as other work.
+        threads = settings.local_llm_threads or model_threads()
+        env = {**os.environ, "RAG_LOCAL_LLM_THREADS": str(threads)}
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "rag.llm.local", str(port)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                text=True,
+            )
+        except OSError as exc:
+            log.info("no model process: %s", exc)
+            return None
+        return cls(popen)
+
+    def llm(self, settings: Settings, timeout: float = 600.0) -> LocalLLM | None:
+        """Its client once it serves; None when it ended or did not serve in time (the caller
+        then starts the model in-process, which reports what is wrong)."""
+        import select
+
+        stdout = self.popen.stdout
+        assert stdout is not None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([stdout], [], [], left)
+            if not ready:
+                break
+            line = stdout.readline()
+            if not line:  # it ended
+                break
+            if match := re.search(r"serving \S+ at (http://\S+)", line):
+                return local_llm(settings, match.group(1))
+        self.stop()
+        return None
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+
+
 def connect_local_llm(settings: Settings, share: bool = False) -> LocalLLM:
     """A running shared local server (`rag llm-server`, or a `rag serve` that shares its own),
     else one started in this process: with `share`, on the shared port (a long-lived process
     such as `rag serve`, so that `rag ask` and others use its model instead of loading their
     own); else on a free port (a one-shot process, whose server ends with it)."""
-    shared = f"http://127.0.0.1:{settings.local_llm_port}/v1"
+    shared = shared_url(settings)
     if probe(shared):
         return local_llm(settings, shared, shared=True)
     return local_llm(settings, _own_server(settings, share).base_url)
@@ -242,3 +311,18 @@ def _own_server(settings: Settings, share: bool) -> LocalModelServer:
         except Exception as exc:  # the port is taken by something else: serve unshared
             log.warning("cannot share the model on port %s: %s", settings.local_llm_port, exc)
     return start_local_server(settings, port=0)
+
+
+def _serve_for_parent(port: int) -> None:
+    """The child of `ModelProcess`: serve, say where, and end when the parent closes stdin. It
+    imports only this module, so it starts loading the model at once."""
+    from rag.config import get_settings
+
+    settings = get_settings().model_copy(update={"local_llm_port": port})
+    server = start_local_server(settings)
+    print(f"serving {server.model_name} at {server.base_url}", flush=True)
+    sys.stdin.read()
+
+
+if __name__ == "__main__":
+    _serve_for_parent(int(sys.argv[1]))
