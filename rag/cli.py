@@ -239,7 +239,6 @@ def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
     if args.port is not None:
         settings = settings.model_copy(update={"local_llm_port": args.port})
     server = start_local_server(settings)
-
     cache_prompt_prefixes(local_llm(settings, server.base_url))  # restored from disk if saved
     print(f"serving {server.model_name} at {server.base_url} (Ctrl-C to stop)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
