@@ -7,8 +7,9 @@ server, MiniLM ONNX embedder) and, on the same model server and embedder, llama-
 pipeline (`VectorStoreIndex.from_documents` + `as_query_engine(streaming=True)`):
 
 1. seed corpus: cold start of `rag serve` (to "ready at" and to a first answer through the `ask`
-   API), then warm, in-process: the seed question and a follow-up, retrieval over the golden
-   questions, ingest speed;
+   API); the one-shot CLI (`rag ask` as a fresh process: starting its own model server, and
+   with a `rag llm-server` or a `rag serve` already running); then warm, in-process: the seed
+   question and a follow-up, retrieval over the golden questions, ingest speed;
 2. the seed question through llama-index's default pipeline;
 3. MultiHop-RAG dev: ingest speed, retrieval over the questions, and a fixed stratified sample of
    questions through both systems, interleaved question by question (TTFT, total, accuracy);
@@ -16,7 +17,8 @@ pipeline (`VectorStoreIndex.from_documents` + `as_query_engine(streaming=True)`)
 
 Writes latency.md (with the exact command and the machine), latency.json and latency.png into
 --out. `--quick` is a smoke test (few repetitions, 10 MultiHop questions, 60 articles); its
-numbers are not benchmark results. While running, what is measured so far is kept in
+numbers are not benchmark results. `--one-shot-only` measures the one-shot CLI alone
+(latency-one-shot.md). While running, what is measured so far is kept in
 latency.partial.json (removed when the report is written).
 """
 
@@ -27,7 +29,6 @@ import json
 import os
 import platform
 import random
-import re
 import resource
 import shlex
 import shutil
@@ -56,6 +57,7 @@ from rag_eval.data import SEED_DIR as EVAL_SEED_DIR  # noqa: E402
 from rag_eval.data import read_jsonl  # noqa: E402
 from rag_eval.metrics import contains_words, percentile_or_none  # noqa: E402
 from rag_eval.net import free_port  # noqa: E402
+from rag_eval.process import Watched  # noqa: E402
 from rag_eval.provenance import git_commit  # noqa: E402
 from rag_eval.runners import base_row  # noqa: E402
 
@@ -488,45 +490,18 @@ def cold_start(gguf: Path, data_dir: Path, question: str, timeout_s: float = 900
         str(Path(sys.executable).parent / "rag"),
         *("serve", "--ingest-if-empty", "--port", str(free_port())),
     ]
-    lines: list[tuple[float, str]] = []
-    ready = threading.Event()
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-    )
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append((ms_since(started), line.rstrip()))
-            if "ready at" in line:
-                ready.set()
-        ready.set()  # the process ended
-
-    threading.Thread(target=pump, daemon=True).start()
+    process = Watched(command, env, REPO)
     try:
-        ready.wait(timeout_s)
-        found = [(t, m.group(1)) for t, line in lines if (m := re.search(r"ready at (\S+)", line))]
-        if not found:
-            tail = "\n".join(line for _, line in lines[-30:])
-            raise RuntimeError(f"`rag serve` did not become ready:\n{tail}")
-        ready_ms, url = found[0]
+        found = process.wait_for(r"ready at (\S+)", timeout_s)
+        if found is None:
+            raise RuntimeError(f"`rag serve` did not become ready:\n{process.output()}")
+        ready_ms, url = process.lines[-1][0], found.group(1)
         client = Client(url, verbose=False, analytics_enabled=False)
         reply = client.predict(question, [], api_name="/ask")
-        first_answer_ms = ms_since(started)
+        first_answer_ms = ms_since(process.started)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.stop()
+    lines = process.lines
     ingested = [t for t, line in lines if line.startswith("ingested ")]
     return {
         "command": shlex.join(["rag", *command[1:]]),
@@ -603,6 +578,151 @@ def cold_start_report(results: dict, out: Path) -> Path:
         ("p", f"First answer: {json.dumps(cold['answer'])}"),
     ]
     return write_markdown(results, out, "latency-cold-start", blocks)
+
+
+# ------------------------------------------------------------------------------ 1b. one-shot CLI
+
+ONE_SHOT_TARGET_MS = 8000.0  # the issue's target for a cold `rag ask`: median wall time
+ONE_SHOT_TTFT_TARGET_MS = 3000.0
+
+
+def rag_command(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "rag"), *args]
+
+
+def timed_ask(env: dict[str, str], question: str) -> dict:
+    """One `rag ask QUESTION` process, timed from its start: to the first byte of the streamed
+    answer on stdout (its first token) and to its exit."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        rag_command("ask", question),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    errors: list[bytes] = []
+    drain = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
+    drain.start()
+    first = None
+    out = b""
+    assert process.stdout is not None
+    while piece := os.read(process.stdout.fileno(), 4096):
+        if first is None and piece.strip():
+            first = ms_since(started)
+        out += piece
+    code = process.wait()
+    wall = ms_since(started)
+    drain.join()
+    text = out.decode(errors="replace").strip()
+    return {
+        "wall_ms": wall,
+        "first_token_ms": first,
+        "answer": text.splitlines()[0] if text else "",
+        "exit_code": code,
+        "error": b"".join(errors).decode(errors="replace")[-500:] if code else None,
+    }
+
+
+def one_shot_case(env: dict[str, str], reps: int) -> dict:
+    runs = [timed_ask(env, SEED_QUESTION) for _ in range(reps)]
+    ok = [r for r in runs if r["exit_code"] == 0]
+    return {
+        "n": len(runs),
+        "errors": len(runs) - len(ok),
+        "wall_ms_median": median(r["wall_ms"] for r in ok),
+        "first_token_ms_median": median(r["first_token_ms"] for r in ok),
+        "runs": runs,
+    }
+
+
+def one_shot_benchmark(gguf: Path, data_dir: Path, reps: int) -> dict:
+    """`rag ask "<seed question>"` as a user runs it once, a fresh process each time, after
+    `rag setup` and `rag ingest seeds`: (a) cold, starting its own model server (nothing on the
+    shared port), (b) with a `rag llm-server` running on the shared port, (c) with a `rag
+    serve` running (which shares its model on that port)."""
+    env = rag_env(gguf, data_dir)
+    subprocess.run(rag_command("setup"), cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run(
+        rag_command("ingest", "seeds"), cwd=REPO, env=env, check=True, capture_output=True
+    )
+    results: dict[str, Any] = {"reps": reps, "load_average_at_start": load_averages()}
+    log(f"one-shot: rag ask, own model server x{reps}")
+    results["own_server"] = one_shot_case(env, reps)
+    for name, args, ready in (
+        ("llm_server", ("llm-server",), r"serving \S+ at"),
+        ("serve", ("serve", "--port", str(free_port())), r"ready at"),
+    ):
+        log(f"one-shot: rag ask, with `rag {args[0]}` running x{reps}")
+        server = Watched(rag_command(*args), env, REPO)
+        try:
+            if server.wait_for(ready, 600) is None:
+                raise RuntimeError(f"`rag {args[0]}` did not start:\n{server.output()}")
+            results[name] = one_shot_case(env, reps)
+        finally:
+            server.stop()
+    results["load_average_at_end"] = load_averages()
+    return results
+
+
+def one_shot_rows(one_shot: dict) -> list[list[str]]:
+    def met(value: float | None, target: float) -> str:
+        return "" if value is None else (" (met)" if value <= target else " (not met)")
+
+    rows = []
+    for key, label in (
+        ("own_server", "cold, starts its own model server"),
+        ("llm_server", "with `rag llm-server` running"),
+        ("serve", "with `rag serve` running"),
+    ):
+        case = one_shot.get(key)
+        if not case:
+            continue
+        wall, first = case["wall_ms_median"], case["first_token_ms_median"]
+        rows.append(
+            [
+                label,
+                fmt_ms(wall) + met(wall, ONE_SHOT_TARGET_MS),
+                fmt_ms(first) + met(first, ONE_SHOT_TTFT_TARGET_MS),
+                f"{case['n']} ({case['errors']} failed)",
+            ]
+        )
+    return rows
+
+
+def one_shot_blocks(results: dict) -> list[Block]:
+    one_shot = results["one_shot"]
+    answers = sorted(
+        {
+            r["answer"]
+            for case in ("own_server", "llm_server", "serve")
+            for r in one_shot.get(case, {}).get("runs", [])
+        }
+    )
+    return [
+        ("h3", "One-shot CLI"),
+        (
+            "p",
+            f'`rag ask "{SEED_QUESTION}"`, a fresh process each time (after `rag setup` and '
+            "`rag ingest seeds` on its data dir), timed from the process start to the first "
+            "byte of the streamed answer (its first token) and to its exit. Targets: median "
+            f"wall time ≤ {fmt_ms(ONE_SHOT_TARGET_MS)}, time to first token ≤ "
+            f"{fmt_ms(ONE_SHOT_TTFT_TARGET_MS)}. Load average during these runs: "
+            f"{one_shot['load_average_at_start']} → {one_shot['load_average_at_end']}.",
+        ),
+        (
+            "table",
+            ["case", "median wall", "median to first token", "runs"],
+            one_shot_rows(one_shot),
+        ),
+        ("p", f"Answers: {', '.join(json.dumps(a) for a in answers)}"),
+    ]
+
+
+def one_shot_report(results: dict, out: Path) -> Path:
+    """`--one-shot-only`: the one-shot CLI cases, as Markdown and JSON."""
+    blocks = [*header_blocks("One-shot `rag ask`", results), *one_shot_blocks(results)]
+    return write_markdown(results, out, "latency-one-shot", blocks)
 
 
 # ------------------------------------------------------------------------------ 1-2. seed corpus
@@ -1183,6 +1303,7 @@ def latency_blocks(results: dict, plot_name: str) -> list[Block]:
         *summary_blocks(results, plot_name),
         ("h2", "1. Seed corpus (seeds/)"),
         *seed_cold_start_blocks(results),
+        *(one_shot_blocks(results) if results.get("one_shot") else []),
         *seed_warm_blocks(results),
         *llamaindex_seed_blocks(results),
         *multihop_blocks(results),
@@ -1214,6 +1335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument(
         "--cold-start-only", action="store_true", help="only the `rag setup` and `rag serve` starts"
+    )
+    parser.add_argument(
+        "--one-shot-only", action="store_true", help="only the one-shot `rag ask` cases"
     )
     parser.add_argument(
         "--ingest-retrieval-only",
@@ -1252,6 +1376,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["machine"]["load_average_at_end"] = load_averages()
             log(f"wrote {ingest_retrieval_report(results, args.out)}")
             return 0
+        if args.one_shot_only:
+            results["one_shot"] = one_shot_benchmark(gguf, work / "one-shot", plan.reps)
+            results["machine"]["load_average_at_end"] = load_averages()
+            log(f"wrote {one_shot_report(results, args.out)}")
+            return 0
         log("cold start: rag setup")
         results["setup"] = timed_setup(gguf, work / "cold")
         log("cold start: rag serve")
@@ -1267,6 +1396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             partial.unlink(missing_ok=True)
             return 0
 
+        log("one-shot CLI")
+        results["one_shot"] = one_shot_benchmark(gguf, work / "one-shot", plan.reps)
+        checkpoint()
         settings = bench_settings(work / "warm", gguf)
         llm = build_llm(settings)  # starts this process's own model server
         server = model_server(llm, settings)

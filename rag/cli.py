@@ -50,10 +50,10 @@ def _progress_bar(desc: str):
     return update
 
 
-def _engine(settings: Settings, with_llm: bool = False):
+def _engine(settings: Settings, with_llm: bool = False, share_model: bool = False):
     from rag.compose import build_engine
 
-    engine = build_engine(settings)
+    engine = build_engine(settings, share_model=share_model)
     if with_llm:
         engine.llm  # noqa: B018  (start or connect to the model now, not mid-answer)
     return engine
@@ -163,16 +163,38 @@ def stream_answer(engine, question: str, history: list[Turn], echo: bool) -> Ans
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings)
-    history: list[Turn] = []
-    status = 0
-    for question in args.questions:
-        result = stream_answer(engine, question, history, echo=not args.json)
-        if args.json:
-            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
-        status = status or (1 if result.error else 0)
-        history.append(Turn(question, result.answer))
-    return status
+    from rag.llm.local import ModelProcess
+
+    local = settings.uses_local_llm
+    # With no model server to share, the model loads in a child process while this one loads
+    # the rest (one Python process cannot do both at once: loading the model holds the GIL).
+    child = ModelProcess.start(settings) if local else None
+    try:
+        engine = _engine(settings)
+        if local and engine.kb.stats()["documents"]:
+            if child is not None and (llm := child.llm(settings)) is not None:
+                engine = _engine_with(settings, engine, llm)
+            # A model started for this command restores the saved prompt prefixes (a shared
+            # server keeps its own warm); with nothing to search the model is never needed.
+            engine.warm_up(follow_ups=len(args.questions) > 1)
+        history: list[Turn] = []
+        status = 0
+        for question in args.questions:
+            result = stream_answer(engine, question, history, echo=not args.json)
+            if args.json:
+                print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            status = status or (1 if result.error else 0)
+            history.append(Turn(question, result.answer))
+        return status
+    finally:
+        if child is not None:
+            child.stop()
+
+
+def _engine_with(settings: Settings, engine, llm):
+    from rag.compose import build_engine
+
+    return build_engine(settings, llm=llm, kb=engine.kb)
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -206,7 +228,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    engine = _engine(settings, with_llm=True)
+    engine = _engine(settings, with_llm=True, share_model=True)
     if args.ingest_if_empty and engine.kb.stats()["documents"] == 0 and DEFAULT_DOCS.is_dir():
         # a bar only on a terminal: in a server's log it is noise
         bar = _progress_bar("ingesting seeds") if sys.stderr.isatty() else None
@@ -227,9 +249,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_llm_server(args: argparse.Namespace, settings: Settings) -> int:
     """A long-lived local model server that `rag ask`, `rag chat` and the page all share."""
-    from rag.llm.local import start_local_server
+    from rag.answer import cache_prompt_prefixes
+    from rag.llm.local import local_llm, start_local_server
 
+    if args.port is not None:
+        settings = settings.model_copy(update={"local_llm_port": args.port})
     server = start_local_server(settings)
+    cache_prompt_prefixes(local_llm(settings, server.base_url))  # restored from disk if saved
     print(f"serving {server.model_name} at {server.base_url} (Ctrl-C to stop)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         threading.Event().wait()
@@ -249,8 +275,12 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     gguf = local_gguf(settings)
     print(f"model ready: {gguf}")
     if settings.uses_local_llm:
-        cache_prompt_prefixes(build_llm(settings))
-        print(f"prompt prefixes cached in {prefix_cache_dir(settings)}")
+        llm = build_llm(settings)
+        cache_prompt_prefixes(llm)
+        if getattr(llm, "shared", False):
+            print(f"prompt prefixes: kept by the model server running at {llm.base_url}")
+        else:
+            print(f"prompt prefixes cached in {prefix_cache_dir(settings)}")
     return 0
 
 
@@ -261,6 +291,18 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: the evaluation suite is not installed ({exc})", file=sys.stderr)
         return 2
     return eval_main(args, settings)
+
+
+def _exit_now(status: int) -> None:
+    """End a one-shot `rag ask` run as a program as soon as its answer is out: tearing down
+    the model server, Chroma and every loaded library takes about a second more and achieves
+    nothing for a process that wrote nothing but its output."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(status)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("llm-server", help="run the shipped model as a shared local server")
+    p.add_argument("--port", type=int, help="default: RAG_LOCAL_LLM_PORT")
     p.set_defaults(func=cmd_llm_server)
 
     p = sub.add_parser("setup", help="assemble and verify the shipped model")
@@ -362,7 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
         install_log_redaction(settings)
-        return args.func(args, settings)
+        status = args.func(args, settings)
+        if argv is None and args.command == "ask":
+            _exit_now(status)
+        return status
     except ValidationError as exc:
         print(f"error: invalid setting: {redact(str(exc), settings)}", file=sys.stderr)
     except (IndexMismatchError, ModelError, LLMError, WriterBusyError) as exc:

@@ -75,23 +75,28 @@ def judge_endpoint(settings: Settings) -> Endpoint | None:
     return _endpoint(settings, settings.judge_base_url, model, settings.judge_api_key)
 
 
-def build_llm(settings: Settings) -> LLM:
-    """The configured endpoint; else a running shared local server; else one in-process."""
+def build_llm(settings: Settings, share: bool = False) -> LLM:
+    """The configured endpoint; else a running shared local server; else one in-process (on
+    the shared port with `share`, for a long-lived process other commands may use)."""
     endpoint = llm_endpoint(settings)
     if endpoint is not None:
         return OpenAICompatibleLLM(endpoint)
     from rag.llm.local import connect_local_llm
 
-    return connect_local_llm(settings)
+    return connect_local_llm(settings, share=share)
 
 
 def build_engine(
-    settings: Settings, llm: LLM | None = None, kb: KnowledgeBase | None = None
+    settings: Settings,
+    llm: LLM | None = None,
+    kb: KnowledgeBase | None = None,
+    share_model: bool = False,
 ) -> Engine:
-    """An engine over the configured knowledge base; the LLM connects on first use."""
+    """An engine over the configured knowledge base; the LLM connects on first use
+    (`share_model`: see `build_llm`)."""
     return Engine(
         settings,
         kb or build_knowledge_base(settings),
         llm=llm,
-        connect_llm=lambda: build_llm(settings),
+        connect_llm=lambda: build_llm(settings, share=share_model),
     )

@@ -103,6 +103,9 @@ class AnswerResult:
     sentences: list[SentenceVerdict] = field(default_factory=list)
     # why an answer was refused: "not_in_documents", "no_documents" (the knowledge base is empty)
     reason: str | None = None
+    # what kind of error `error` is: "empty_question" and "question_too_long" (the question
+    # itself), "llm" (the model endpoint failed); lets a shell choose its status without parsing
+    error_code: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The object `rag ask --json` prints and the page's `ask` API returns."""
@@ -115,6 +118,7 @@ class AnswerResult:
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
             "tokens": dict(self.tokens),
             "error": self.error,
+            "error_code": self.error_code,
             "reason": self.reason,
             "sentences": [asdict(s) for s in self.sentences],
         }

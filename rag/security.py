@@ -100,3 +100,38 @@ def install_log_redaction(settings: Settings | None) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(settings))
+
+
+def api_refusal(settings: Settings, authorization: str | None) -> tuple[int, str, str] | None:
+    """Why a call to the OpenAI-compatible API (/v1) is refused, as (HTTP status, message,
+    code), or None when it may proceed. With `api_key` set, the call must carry it as a bearer
+    key. Without one the API is open only on a local address, like the page; and when the page
+    has a password (`auth`) but the API has no key, the API refuses every call rather than
+    serve without the page's protection."""
+    import hmac
+
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+    if key:
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), key):
+            return (
+                401,
+                "Invalid or missing API key: send Authorization: Bearer <RAG_API_KEY>.",
+                ("invalid_api_key"),
+            )
+        return None
+    if settings.auth is not None and settings.auth.get_secret_value():
+        return (
+            403,
+            "The API is disabled: the page has a password (RAG_AUTH) but the API has no key. "
+            "Set RAG_API_KEY to use /v1.",
+            "api_key_required",
+        )
+    if settings.host not in LOCAL_HOSTS:
+        return (
+            403,
+            f"The API is served without a key only on 127.0.0.1, not on {settings.host}. "
+            "Set RAG_API_KEY.",
+            "api_key_required",
+        )
+    return None

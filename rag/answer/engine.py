@@ -138,7 +138,7 @@ class Engine:
             )
 
         if not question:
-            yield final("", False, error="Please type a question.")
+            yield final("", False, error="Please type a question.", error_code="empty_question")
             return
         if len(question) > self.settings.max_question_chars:
             limit = self.settings.max_question_chars
@@ -147,6 +147,7 @@ class Engine:
                 False,
                 error=f"The question is {len(question):,} characters long; the limit is "
                 f"{limit:,}. Ask about one thing at a time.",
+                error_code="question_too_long",
             )
             return
         question_used = question
@@ -155,7 +156,7 @@ class Engine:
                 question_used = condense(self.llm, question, history)
                 timings["condense_ms"] = elapsed()
         except LLMError as exc:
-            yield final("", False, error=redact(str(exc), self.settings))
+            yield final("", False, error=redact(str(exc), self.settings), error_code="llm")
             return
         yield Searching(question_used)
 
@@ -193,7 +194,7 @@ class Engine:
                 timings.setdefault("first_shown_ms", elapsed())
                 yield Token(rest)
         except LLMError as exc:
-            yield final("", False, error=redact(str(exc), self.settings), **shown)
+            yield final("", False, error=redact(str(exc), self.settings), error_code="llm", **shown)
             return
 
         raw = "".join(pieces).strip()

@@ -174,8 +174,11 @@ class KnowledgeBase:
         return {"documents": self.manifest.count(), "chunks": self.chunks.count()}
 
     def fingerprint(self) -> str:
-        """Changes whenever the set of indexed chunks changes (keys the persisted BM25 index)."""
-        if self._fingerprint is None:
+        """Changes whenever the set of indexed chunks changes (keys the persisted BM25 index).
+        Kept between calls for an embedded store, which this process's writes invalidate; read
+        afresh from a Chroma server, which other processes (a second `rag serve`, a `rag
+        ingest`) may write at any time."""
+        if self._fingerprint is None or self.settings.chroma_url:
             state = sorted((d.doc_id, d.content_hash) for d in self.documents())
             key = json.dumps([self.index_config, state])
             self._fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]

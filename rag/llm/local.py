@@ -7,6 +7,11 @@ import hashlib
 import json
 import logging
 import os
+import re
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,10 +32,17 @@ class LocalLLM(OpenAICompatibleLLM):
 
     `prime` puts a fixed prompt prefix in a server slot's KV cache. The cache is saved to a file
     the first time and restored from it on later starts: restoring takes milliseconds where
-    reading the prefix again takes seconds on a small CPU."""
+    reading the prefix again takes seconds on a small CPU.
 
-    def __init__(self, endpoint: Endpoint, gguf: Path, settings: Settings) -> None:
+    On a `shared` server (another process's: `rag serve`, `rag llm-server`) priming does
+    nothing: its owner keeps the prefixes warm, and restoring into a slot that is answering
+    someone else fails and would make this process recompute the prefix there."""
+
+    def __init__(
+        self, endpoint: Endpoint, gguf: Path, settings: Settings, shared: bool = False
+    ) -> None:
         super().__init__(endpoint)
+        self.shared = shared
         self._root = endpoint.base_url.rstrip("/").removesuffix("/v1")
         stat = gguf.stat() if gguf.is_file() else None
         self._tag = [gguf.name, stat.st_size if stat else 0, settings.local_llm_ctx]
@@ -41,6 +53,8 @@ class LocalLLM(OpenAICompatibleLLM):
         """Restore this prefix's saved KV cache into the next slot, or compute and save it."""
         import httpx
 
+        if self.shared:
+            return
         key = hashlib.sha256(json.dumps([self._tag, list(messages)]).encode()).hexdigest()
         filename = f"prefix-{key[:24]}.bin"
         slot, self._next_slot = self._next_slot, (self._next_slot + 1) % SLOTS
@@ -113,7 +127,7 @@ class LocalModelServer:
                 log.info("no prefix cache: cannot write %s", cache_dir)
         params.port = port
         params.verbosity = 0
-        threads = threads or os.cpu_count() or 2
+        threads = threads or model_threads()
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         self._server = xllamacpp.Server(params)
@@ -122,6 +136,35 @@ class LocalModelServer:
             address = f"http://{address}"
         self.base_url = f"{address}/v1"
         self.model_name = gguf.stem
+
+
+def _runnable_tasks() -> int | None:
+    """Tasks running or ready to run on the machine now (/proc/stat), this one included."""
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("procs_running "):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def model_threads(samples: int = 5) -> int:
+    """Threads for the model: the cores this process may use, less those other work keeps busy.
+    llama.cpp's threads meet at a barrier after every step, so one thread that has to wait for
+    a core stalls all of them: on a 2-core machine with one busy core, two threads answer many
+    times slower than one. Busy cores are the fewest other runnable tasks over a few samples
+    (a snapshot alone may catch a task that is about to sleep)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 2
+    counts = []
+    for i in range(samples):
+        if (count := _runnable_tasks()) is not None:
+            counts.append(count - 1)  # this process, reading
+        if i + 1 < samples:
+            time.sleep(0.01)
+    busy = min(counts) if counts else 0
+    return max(1, min(cores, cores - busy))
 
 
 def probe(base_url: str, timeout: float = 0.5) -> bool:
@@ -169,11 +212,86 @@ def start_local_server(settings: Settings, port: int | None = None) -> LocalMode
     return _local_servers[gguf]
 
 
-def connect_local_llm(settings: Settings) -> LocalLLM:
-    """A running shared local server (`rag llm-server`), else one started in this process."""
+def shared_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.local_llm_port}/v1"
+
+
+class ModelProcess:
+    """The shipped model's server in a child process (`python -m rag.llm.local PORT`) for one
+    command: it loads while the command loads everything else, and ends with the command (it
+    exits when its stdin closes, however the parent ended)."""
+
+    def __init__(self, popen: subprocess.Popen[str]) -> None:
+        self.popen = popen
+
+    @classmethod
+    def start(cls, settings: Settings) -> ModelProcess | None:
+        """None when a shared server already answers (use that) or no child can start."""
+        if probe(shared_url(settings)):
+            return None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        # Threads are chosen here: the child would count this busy process as other work.
+        threads = settings.local_llm_threads or model_threads()
+        env = {**os.environ, "RAG_LOCAL_LLM_THREADS": str(threads)}
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "rag.llm.local", str(port)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                text=True,
+            )
+        except OSError as exc:
+            log.info("no model process: %s", exc)
+            return None
+        return cls(popen)
+
+    def llm(self, settings: Settings, timeout: float = 600.0) -> LocalLLM | None:
+        """Its client once it serves; None when it ended or did not serve in time (the caller
+        then starts the model in-process, which reports what is wrong)."""
+        import select
+
+        stdout = self.popen.stdout
+        assert stdout is not None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([stdout], [], [], left)
+            if not ready:
+                break
+            line = stdout.readline()
+            if not line:  # it ended
+                break
+            if match := re.search(r"serving \S+ at (http://\S+)", line):
+                return local_llm(settings, match.group(1))
+        self.stop()
+        return None
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+
+
+def connect_local_llm(settings: Settings, share: bool = False) -> LocalLLM:
+    """A running shared local server (`rag llm-server`, or a `rag serve` that shares its own),
+    else one started in this process: with `share`, on the shared port (a long-lived process
+    such as `rag serve`, so that `rag ask` and others use its model instead of loading their
+    own); else on a free port (a one-shot process, whose server ends with it)."""
+    shared = shared_url(settings)
+    if probe(shared):
+        return local_llm(settings, shared, shared=True)
+    return local_llm(settings, _own_server(settings, share).base_url)
+
+
+def local_llm(settings: Settings, base_url: str, shared: bool = False) -> LocalLLM:
+    """The client of the shipped model's server at base_url."""
     gguf = local_gguf(settings)
-    shared = f"http://127.0.0.1:{settings.local_llm_port}/v1"
-    base_url = shared if probe(shared) else start_local_server(settings, port=0).base_url
     endpoint = Endpoint(
         base_url,
         gguf.stem,
@@ -183,4 +301,28 @@ def connect_local_llm(settings: Settings) -> LocalLLM:
         connect_timeout=settings.llm_connect_timeout,
         first_token_timeout=settings.local_llm_first_token_timeout,
     )
-    return LocalLLM(endpoint, gguf, settings)
+    return LocalLLM(endpoint, gguf, settings, shared=shared)
+
+
+def _own_server(settings: Settings, share: bool) -> LocalModelServer:
+    if share:
+        try:
+            return start_local_server(settings)
+        except Exception as exc:  # the port is taken by something else: serve unshared
+            log.warning("cannot share the model on port %s: %s", settings.local_llm_port, exc)
+    return start_local_server(settings, port=0)
+
+
+def _serve_for_parent(port: int) -> None:
+    """The child of `ModelProcess`: serve, say where, and end when the parent closes stdin. It
+    imports only this module, so it starts loading the model at once."""
+    from rag.config import get_settings
+
+    settings = get_settings().model_copy(update={"local_llm_port": port})
+    server = start_local_server(settings)
+    print(f"serving {server.model_name} at {server.base_url}", flush=True)
+    sys.stdin.read()
+
+
+if __name__ == "__main__":
+    _serve_for_parent(int(sys.argv[1]))

@@ -531,8 +531,13 @@ def _documents_tab(engine: EngineLike, settings: Settings, status: gr.Markdown) 
     return table
 
 
-def serve(engine: EngineLike, settings: Settings) -> None:
-    """Launch the page on settings.host:port and block; no share link, no analytics."""
+def launch(engine: EngineLike, settings: Settings) -> tuple[gr.Blocks, str]:
+    """Start the page and the OpenAI-compatible API (/v1) on settings.host:port without
+    blocking; returns the app and its URL. No share link, no analytics. The API's routes go
+    into the page's own FastAPI app (ahead of Gradio's), so both share the port while the
+    page's login, CORS and queue stay Gradio's."""
+    from rag.server import api_routes
+
     auth = page_auth(settings)
     app = build_app(engine, settings)
     app.queue(default_concurrency_limit=1)
@@ -548,6 +553,13 @@ def serve(engine: EngineLike, settings: Settings) -> None:
         pwa=False,
         prevent_thread_lock=True,
         footer_links=["api"],
+        app_kwargs={"routes": api_routes(engine, settings, concurrency=CHAT_CONCURRENCY)},
     )
+    return app, url
+
+
+def serve(engine: EngineLike, settings: Settings) -> None:
+    """Launch the page and /v1 (`launch`) and block."""
+    app, url = launch(engine, settings)
     print(f"rag is ready at {url}", flush=True)
     app.block_thread()

@@ -156,3 +156,31 @@ def test_stopping_a_stream_closes_the_request():
     assert next(stream) == "Medinsky"
     stream.close()
     assert closed == [True]
+
+
+def test_model_threads_leave_busy_cores_to_other_work(monkeypatch):
+    from rag.llm import local
+
+    monkeypatch.setattr(local.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    samples = iter([3, 2, 3, 3, 3])  # this process and one other task running (once two)
+    monkeypatch.setattr(local, "_runnable_tasks", lambda: next(samples))
+    assert local.model_threads() == 1
+    monkeypatch.setattr(local, "_runnable_tasks", lambda: 1)  # only this process
+    assert local.model_threads() == 2
+    monkeypatch.setattr(local, "_runnable_tasks", lambda: 9)  # overloaded: still one thread
+    assert local.model_threads() == 1
+    monkeypatch.setattr(local, "_runnable_tasks", lambda: None)  # no /proc: all cores
+    assert local.model_threads() == 2
+
+
+def test_priming_another_process_s_model_server_leaves_its_slots_alone(tmp_path):
+    from rag.config import Settings
+    from rag.llm.local import local_llm
+
+    settings = Settings(data_dir=tmp_path, local_llm_gguf=tmp_path / "m.gguf", _env_file=None)
+    # nothing listens on port 9: a request would fail; a shared server is not primed at all
+    shared = local_llm(settings, "http://127.0.0.1:9/v1", shared=True)
+    shared.prime([{"role": "system", "content": "fixed prefix"}])
+    own = local_llm(settings, "http://127.0.0.1:9/v1")
+    with pytest.raises(LLMError):
+        own.prime([{"role": "system", "content": "fixed prefix"}])

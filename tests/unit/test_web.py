@@ -344,6 +344,36 @@ def test_public_bind_without_auth_is_refused_before_anything_is_launched(host: s
         serve(FakeEngine(), Settings(host=host))
 
 
+@pytest.mark.parametrize("api_key", [None, "k-123456"])
+def test_page_login_and_api_key_guard_one_port(settings: Settings, api_key: str | None) -> None:
+    import socket
+
+    import httpx
+
+    from rag.web.app import launch
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    configured = Settings(
+        data_dir=settings.data_dir, port=port, auth="ada:secret-pw", api_key=api_key
+    )
+    app, url = launch(FakeEngine(), configured)
+    try:
+        assert httpx.get(f"{url}config").status_code == 401  # the page wants its login
+        login = httpx.post(f"{url}login", data={"username": "ada", "password": "secret-pw"})
+        assert login.status_code == 200
+        models = httpx.get(f"{url}v1/models", headers={"Authorization": "Bearer k-123456"})
+        if api_key:  # the API has its own key and ignores the page's login
+            assert models.status_code == 200 and models.json()["data"][0]["id"] == "rag"
+            assert httpx.get(f"{url}v1/models", cookies=login.cookies).status_code == 401
+        else:  # a password on the page and no key: the API refuses every call
+            assert models.status_code == 403
+            assert "RAG_API_KEY" in models.json()["error"]["message"]
+    finally:
+        app.close()
+
+
 class StatusEngine(FakeEngine):
     def __init__(self, llm: str) -> None:
         super().__init__()
