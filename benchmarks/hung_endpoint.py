@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -29,7 +27,7 @@ import rag  # noqa: E402,F401  (offline environment first)
 from rag.compose import build_engine  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.events import Final  # noqa: E402
-from rag_eval.provenance import git_commit  # noqa: E402
+from rag_eval.provenance import run_line  # noqa: E402
 from rag_eval.report import render_markdown  # noqa: E402
 
 SEED = REPO / "seeds" / "000_cff91d0424af9357.txt"
@@ -96,15 +94,13 @@ def main() -> int:
     server.shutdown()
     warning = next((line for line in err.splitlines() if "not answering" in line), "(none)")
 
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
     blocks = [
         ("h1", "A hung model endpoint"),
         (
             "p",
-            f"Command: `{command}`. Commit {git_commit()}, "
-            f"{datetime.now(UTC).isoformat(timespec='seconds')}, {os.cpu_count()} cores, load "
-            f"average {os.getloadavg()[0]:.1f}. The endpoint accepts every connection and never "
-            "replies; default settings (llm_connect_timeout 5 s, llm_first_token_timeout 30 s).",
+            run_line()
+            + " The endpoint accepts every connection and never replies; default settings "
+            "(llm_connect_timeout 5 s, llm_first_token_timeout 30 s).",
         ),
         (
             "table",

@@ -17,19 +17,17 @@ import argparse
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag_eval.provenance import git_commit  # noqa: E402
+from rag_eval.provenance import run_line  # noqa: E402
 from rag_eval.report import render_markdown  # noqa: E402
 
 CORPUS = Path("/work/shared/datasets/multihop-rag/corpus.jsonl")
@@ -107,15 +105,13 @@ def main() -> int:
          r["peak_rss_mb"]]
         for r in rows
     ]  # fmt: skip
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
     blocks = [
         ("h1", "Large files: `rag ingest` time and memory"),
         (
             "p",
-            f"Command: `{command}`. Commit {git_commit()}, "
-            f"{datetime.now(UTC).isoformat(timespec='seconds')}, {os.cpu_count()} cores, "
-            f"load average at the end {os.getloadavg()[0]:.1f}. One file per run, each into a "
-            "fresh data dir; wall time includes start-up and the embedder load.",
+            run_line()
+            + " One file per run, each into a fresh data dir; wall time includes start-up and "
+            "the embedder load.",
         ),
         ("table", headers, table),
     ]

@@ -92,3 +92,18 @@ def load_average() -> float | None:
         return round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
         return None
+
+
+def run_line() -> str:
+    """How a benchmark report was made: its command, commit, time, cores and load."""
+    import os
+    import shlex
+    import sys
+    from datetime import UTC, datetime
+
+    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    return (
+        f"Command: `{command}`. Commit {git_commit()}, "
+        f"{datetime.now(UTC).isoformat(timespec='seconds')}, {os.cpu_count()} cores, load "
+        f"average {os.getloadavg()[0]:.1f} at the end."
+    )
