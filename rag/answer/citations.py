@@ -122,6 +122,11 @@ def _about(passage: Passage) -> str:
     return " ".join(about)
 
 
+def _evidence_terms(passages: Sequence[Passage]) -> set[str]:
+    """What the passages can support: their factual text and what the prompt shows about them."""
+    return _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
+
+
 def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> bool:
     """Do these passages contain the sentence's facts?
 
@@ -133,7 +138,7 @@ def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> b
     """
     if not links_supported(sentence, passages):
         return False
-    available = _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
+    available = _evidence_terms(passages)
     asked = _terms(question)
     phrases, loose = key_terms(sentence)
     for phrase in phrases:
@@ -154,7 +159,7 @@ def support_share(sentence: str, passages: Sequence[Passage], question: str) -> 
     """The share of a sentence's facts found in these passages: its names and numbers, or,
     with none, its content words the question did not already hold. Shown with each sentence
     and citation; the keep-or-drop rule is `is_supported`."""
-    available = _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
+    available = _evidence_terms(passages)
     phrases, loose = key_terms(sentence)
     terms = [t for phrase in phrases for t in phrase] or sorted(loose - _terms(question))
     if not terms:
@@ -197,7 +202,7 @@ def covers_question(question: str, passages: Sequence[Passage]) -> bool:
     names = _question_names(question)
     if len(names) > MAX_COVERED_NAMES or len(question.split()) > MAX_COVERED_WORDS:
         return True  # a long, many-sided question joins facts of several documents
-    available = _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
+    available = _evidence_terms(passages)
     found = [any(term in available for term in phrase) for phrase in names]
     return all(found) or not any(found)
 

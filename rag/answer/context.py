@@ -21,7 +21,7 @@ from rag.text import count_tokens
 RANKED_KEPT = 10  # the head of the ranking that results carry (for evals and debugging)
 
 
-DocumentLookup = Callable[[str], LoadedDocument | None]
+DocumentLookup = Callable[[str, str | None], LoadedDocument | None]  # (doc_id, content hash)
 # Where a sentence ends (and the next may begin): after . ! ? (and closing quotes or brackets)
 # followed by white space, or at a paragraph break.
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+|\n\s*\n")
@@ -93,7 +93,7 @@ def select_passages(
             break
         used += cost
         if documents is not None and doc_id not in cache:
-            cache[doc_id] = documents(doc_id)
+            cache[doc_id] = documents(doc_id, meta.get("content_hash"))
         document = cache.get(doc_id)
         start, end, text = _shown_range(candidate, document, settings.passage_context_chars)
         overlapping = next(

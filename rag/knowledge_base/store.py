@@ -51,6 +51,7 @@ from rag.knowledge_base.records import (
 
 log = logging.getLogger(__name__)
 
+RECENT_DOCUMENTS = 32  # stored documents kept after a read (passages are widened from them)
 EMBED_GROUP_CHUNKS = 256  # chunks embedded in one call (about a few news articles)
 
 
@@ -79,6 +80,7 @@ class KnowledgeBase:
         )
         self.splitter = make_splitter(settings.chunk_size, settings.chunk_overlap)
         self._fingerprint: str | None = None
+        self._recent_documents: dict[tuple[str, str | None], LoadedDocument] = {}
         self._open_collections()
 
     # -- collections -------------------------------------------------------------------
@@ -159,12 +161,22 @@ class KnowledgeBase:
         ]
         return sorted(infos, key=lambda d: d.doc_id)
 
-    def document(self, doc_id: str) -> LoadedDocument | None:
-        """A stored document as it was read: cleaned text, pages and headings."""
+    def document(self, doc_id: str, content_hash: str | None = None) -> LoadedDocument | None:
+        """A stored document as it was read: cleaned text, pages and headings. With the
+        `content_hash` its chunks carry, a recent read of that same version is reused, so
+        answering does not fetch a long document's text for every question."""
+        key = (doc_id, content_hash)
+        if content_hash and key in self._recent_documents:
+            return self._recent_documents[key]
         records = self.manifest.get(ids=[doc_id], include=["documents", "metadatas"])
         if not records["ids"]:
             return None
-        return _stored_document(doc_id, records["documents"][0], records["metadatas"][0])
+        document = _stored_document(doc_id, records["documents"][0], records["metadatas"][0])
+        if content_hash and document.content_hash == content_hash:
+            self._recent_documents[key] = document
+            while len(self._recent_documents) > RECENT_DOCUMENTS:
+                self._recent_documents.pop(next(iter(self._recent_documents)))
+        return document
 
     def document_text(self, doc_id: str) -> str | None:
         records = self.manifest.get(ids=[doc_id], include=["documents"])
