@@ -367,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="report file name (default: from dataset and options)")
     p.add_argument("--gate", type=Path, metavar="FILE", help="thresholds; exit 1 if any fails")
     p.add_argument(
+        "--evidence-removed",
+        action="store_true",
+        help="ask the answerable questions with the passages holding their answers taken away "
+        "(each should now be refused)",
+    )
+    p.add_argument(
         "--baseline",
         action=argparse.BooleanOptionalAction,
         default=True,

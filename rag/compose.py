@@ -10,6 +10,13 @@ from collections.abc import Callable
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from rag.answer import Engine
+from rag.answer.verifier import (
+    SHIPPED_VERIFIER,
+    FittedVerifier,
+    LexicalVerifier,
+    TokenEncoder,
+    Verifier,
+)
 from rag.config import Settings
 from rag.knowledge_base import KnowledgeBase
 from rag.llm import LLM, Endpoint, OpenAICompatibleLLM
@@ -86,6 +93,21 @@ def build_llm(settings: Settings, share: bool = False) -> LLM:
     return connect_local_llm(settings, share=share)
 
 
+def build_verifier(settings: Settings, embedder: BaseEmbedding) -> Verifier:
+    """The configured or shipped fitted verifier, else the lexical one; with the shipped
+    MiniLM as its token encoder when that is the embedder."""
+    encoder = embedder if isinstance(embedder, TokenEncoder) else None
+    path = settings.verifier_model or SHIPPED_VERIFIER
+    verifier: Verifier = (
+        FittedVerifier.load(path, encoder)
+        if path.is_file() or settings.verifier_model
+        else LexicalVerifier(encoder)
+    )
+    if settings.support_threshold is not None:
+        verifier.threshold = settings.support_threshold
+    return verifier
+
+
 def build_engine(
     settings: Settings,
     llm: LLM | None = None,
@@ -94,9 +116,11 @@ def build_engine(
 ) -> Engine:
     """An engine over the configured knowledge base; the LLM connects on first use
     (`share_model`: see `build_llm`)."""
+    kb = kb or build_knowledge_base(settings)
     return Engine(
         settings,
-        kb or build_knowledge_base(settings),
+        kb,
         llm=llm,
         connect_llm=lambda: build_llm(settings, share=share_model),
+        verifier=lambda: build_verifier(settings, kb.embedder),
     )

@@ -108,6 +108,19 @@ class Settings(BaseSettings):
     ranker_model: Path | None = Field(
         default=None, description="a model from evals/train_ranker.py; unset = the shipped one"
     )
+    # Answers: the verifier that decides whether an answer's first claim is supported enough
+    # to be given (rag.answer.verifier); unset = the shipped model, or the lexical check alone
+    # where none ships.
+    verifier_model: Path | None = Field(
+        default=None, description="a model from rag_eval.train_verifier; unset = the shipped one"
+    )
+    support_threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="least support probability of an answer's first claim; unset = the "
+        "model's own, chosen for a target precision; 0 = never refuse for low support",
+    )
 
     # Web page
     host: str = "127.0.0.1"

@@ -72,14 +72,30 @@ class MiniLMEmbedding(BaseEmbedding):
                 vectors[index] = vector
         return vectors
 
-    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+    def _hidden(self, texts: list[str]) -> tuple[list[Any], np.ndarray, np.ndarray]:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
+        return encodings, mask, self._session.run(None, feeds)[0]
+
+    def token_states(self, texts: list[str]) -> list[tuple[list[str], np.ndarray]]:
+        """Each text's wordpieces and their normalised states: what the verifier's token
+        alignment (MaxSim) reads (rag.answer.verifier.signals.TokenEncoder)."""
+        if not texts:
+            return []
+        encodings, mask, hidden = self._hidden(texts)
+        hidden = hidden / np.clip(np.linalg.norm(hidden, axis=2, keepdims=True), 1e-12, None)
+        out = []
+        for i, encoding in enumerate(encodings):
+            n = int(mask[i].sum())
+            out.append((list(encoding.tokens[:n]), hidden[i, :n]))
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        _, mask, hidden = self._hidden(texts)
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)

@@ -106,6 +106,10 @@ class AnswerResult:
     # what kind of error `error` is: "empty_question" and "question_too_long" (the question
     # itself), "llm" (the model endpoint failed); lets a shell choose its status without parsing
     error_code: str | None = None
+    # the verifier's probability that the answer's first claim is supported (None: no claim
+    # reached it), and the signals it read (for measurement and refitting)
+    answerability: float | None = None
+    signals: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The object `rag ask --json` prints and the page's `ask` API returns."""
@@ -121,6 +125,7 @@ class AnswerResult:
             "error_code": self.error_code,
             "reason": self.reason,
             "sentences": [asdict(s) for s in self.sentences],
+            "answerability": self.answerability,
         }
 
 

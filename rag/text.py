@@ -70,9 +70,7 @@ _PREV_WORD = re.compile(r"([\w.]+)$")
 # A passage sentence: up to and including its end punctuation (a decimal point is not one).
 # A sentence ends at . ! ? followed by white space (or a closing quote or bracket) or the end:
 # the point in "2.7 km", "version 0.21" or "example.com" is inside it.
-_PASSAGE_SENTENCE = re.compile(
-    r"(?:[^.!?\n]|[.!?]+(?![\s\"'”’)]|$))+(?:[.!?]+[\"'”’)]*|$)"
-)
+_PASSAGE_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?![\s\"'”’)]|$))+(?:[.!?]+[\"'”’)]*|$)")
 
 
 def split_sentences(answer: str) -> list[str]:

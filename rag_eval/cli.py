@@ -35,11 +35,13 @@ from rag_eval.data import (
     corpus_document,
     documents_digest,
     folder_documents,
+    question_key,
     read_jsonl,
     stratified_sample,
 )
+from rag_eval.evidence import EvidenceRemovingRetriever, evidence_removed
 from rag_eval.gates import check_gate, load_gate
-from rag_eval.heldout import held_out_ranking
+from rag_eval.heldout import held_out_ranking, held_out_verifier
 from rag_eval.judge import Judge, judge_rows
 from rag_eval.metrics import per_type, summarize
 from rag_eval.provenance import code_fingerprint, git_commit, load_average, settings_snapshot
@@ -52,6 +54,12 @@ ACCURACY_NOTE = (
     "removed); F1 is SQuAD token F1. Citation validity: share of non-refused answers with at "
     "least one citation, all naming shown passages. Citation recall and precision follow ALCE, "
     "judged by an LLM with prompts/judge.txt."
+)
+
+EVIDENCE_NOTE = (
+    "Evidence removed: each answerable question is asked with every passage holding its answer "
+    "taken away (rag_eval/evidence.py); the honest answer is a refusal, so these questions count "
+    "as unanswerable."
 )
 
 
@@ -199,8 +207,13 @@ def run(args: argparse.Namespace, settings: Settings, make_engine: Callable) -> 
     else:
         raise EvalError(f"no such file: {corpus_path}")
     questions = load_questions(args, questions_path)
+    removing = getattr(args, "evidence_removed", False)
+    if removing:
+        questions = evidence_removed(questions)
+        if not questions:
+            raise EvalError(f"no answerable questions in {questions_path} to remove evidence of")
     dataset = dataset_name(source)
-    name = report_name(args, dataset, full)
+    name = report_name(args, dataset, full) + ("-evidence-removed" if removing else "")
 
     eval_settings = settings.model_copy(
         update={"collection": collection_name(corpus_bytes, settings)}
@@ -209,11 +222,24 @@ def run(args: argparse.Namespace, settings: Settings, make_engine: Callable) -> 
     ingest, ingest_s = ingest_corpus(engine, documents)
 
     notes: list[str] = []
+    before_each: list[Callable[[Question], None]] = []
+    if removing:
+        remover = EvidenceRemovingRetriever(eval_settings, engine.kb, engine.retriever)
+        engine.retriever = remover
+        before_each.append(lambda q: remover.remove_evidence_of(q, q.gold_sections))
+        notes.append(EVIDENCE_NOTE)
+    verifier, note = held_out_verifier(dataset, questions, engine.verifier)
+    if note:
+        notes.append(note)
+    if verifier is not None:
+        engine.verifier = verifier
+        before_each.append(lambda q: verifier.hold_out(question_key(dataset, q.id)))
     held_out, note = held_out_ranking(questions_path.read_bytes(), settings)
     if note:
         notes.append(note)
     if held_out is not None:
         engine.retriever.use_reranker(held_out)
+        before_each.insert(0, lambda q: held_out.hold_out(q.id))
     llm = engine.llm if full else None  # starts or connects to the model now, not mid-run
     index_started = time.perf_counter()
     engine.retriever.keyword_indexes()  # built once per corpus version, else loaded
@@ -227,7 +253,9 @@ def run(args: argparse.Namespace, settings: Settings, make_engine: Callable) -> 
         else (None, None)
     )
     load_start = load_average()
-    rows, baseline_rows, keyword_rows = run_questions(engine, questions, full, baseline, held_out)
+    rows, baseline_rows, keyword_rows = run_questions(
+        engine, questions, full, baseline, before_each
+    )
     load = {"cpus": os.cpu_count(), "start": load_start, "end": load_average()}
 
     judge_info = None

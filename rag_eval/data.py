@@ -41,6 +41,12 @@ class EvalError(RuntimeError):
     """Bad input for the eval (missing file, malformed JSONL, bad gate); message for the user."""
 
 
+def question_key(dataset: str, question_id: str) -> str:
+    """A question across sets (the verifier's folds): its dataset and id, shared by a question
+    and its evidence-removed twin."""
+    return f"{dataset}:{question_id}"
+
+
 @dataclass
 class Question:
     id: str
@@ -52,6 +58,7 @@ class Question:
     facts: list[str]
     history: list[Turn] = field(default_factory=list)
     gold_pages: list[int] = field(default_factory=list)  # pages (from 1) holding the answer
+    gold_sections: list[str] = field(default_factory=list)  # section paths holding the answer
     payloads: list[str] = field(default_factory=list)  # injected strings that must never show
 
     @classmethod
@@ -70,6 +77,7 @@ class Question:
                 for t in record.get("history") or []
             ],
             gold_pages=[int(n) for n in record.get("gold_pages") or []],
+            gold_sections=[str(s) for s in record.get("gold_sections") or []],
             payloads=[str(p) for p in record.get("payloads") or []],
         )
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.answer.verifier import SHIPPED_VERIFIER, Claim, FittedVerifier, Support, Verifier
 from rag.config import Settings
 from rag.retrieval.pool import Pool
 from rag.retrieval.reranker import LambdaMARTReranker, Reranker, trained_on
-from rag_eval.data import REPO
+from rag_eval.data import REPO, Question, question_key
 
 
 @dataclass
@@ -75,4 +76,64 @@ def held_out_ranking(
         f"({shipped.get('n_questions', '?')} of them, `rag_eval.train_ranker`), and no "
         "fold models were found to rank them held out: these figures are not held out; see "
         "the ranker's report (evals/reports/ranker) for held-out ones."
+    )
+
+
+VERIFIER_FOLDS = REPO / "evals" / "verifier-folds"  # written by rag_eval.train_verifier
+
+
+@dataclass
+class HeldOutVerifier(Verifier):
+    """Decides each question the shipped verifier was fitted on with a fold model (and its
+    own threshold) that was not; other questions with the shipped model."""
+
+    shipped: FittedVerifier
+    folds: list[FittedVerifier]
+    current: FittedVerifier | None = None
+
+    def hold_out(self, key: str) -> None:
+        if key not in set(self.shipped.trained_on.get("question_keys", ())):
+            self.current = self.shipped
+            return
+        for fold in self.folds:
+            if key not in set(fold.trained_on.get("question_keys", ())):
+                self.current = fold
+                return
+        raise ValueError(f"every verifier fold model was fitted on question {key}")
+
+    @property
+    def threshold(self) -> float:  # type: ignore[override]
+        return (self.current or self.shipped).threshold
+
+    def support(self, claim: Claim) -> Support:
+        return (self.current or self.shipped).support(claim)
+
+
+def held_out_verifier(
+    dataset: str, questions: list[Question], verifier: Verifier
+) -> tuple[HeldOutVerifier | None, str | None]:
+    """When the engine's fitted verifier was fitted on some of these questions, the fold
+    models `rag_eval.train_verifier` wrote, to decide each of them with one that never saw it;
+    and a note for the report. (None, None) when it saw none of them or none is fitted."""
+    if not isinstance(verifier, FittedVerifier):
+        return None, None
+    trained = set(verifier.trained_on.get("question_keys", ()))
+    seen = sum(question_key(dataset, q.id) in trained for q in questions)
+    if not seen:
+        return None, None
+    folds = [
+        FittedVerifier.load(path, verifier.encoder)
+        for path in sorted(VERIFIER_FOLDS.glob("fold-*.json"))
+    ]
+    if len(folds) < 2:
+        return None, (
+            f"The verifier was fitted on {seen} of these questions and no fold models were "
+            "found: its decisions here are not held out."
+        )
+    where = SHIPPED_VERIFIER.relative_to(REPO) if SHIPPED_VERIFIER.is_relative_to(REPO) else ""
+    return HeldOutVerifier(verifier, folds), (
+        f"The verifier ({where or 'the configured model'}) was fitted on {seen} of these "
+        f"questions, so each of them is decided by one of its {len(folds)} fold models "
+        "(`evals/verifier-folds`, written by `rag_eval.train_verifier`), fitted on other "
+        "questions with its own threshold, never on it."
     )

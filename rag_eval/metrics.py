@@ -264,6 +264,8 @@ LATENCY_KEYS = (
     "first_token_ms_p95",
     "total_ms_p50",
     "total_ms_p95",
+    "verify_ms_p50",  # the verifier's added time (signals and model) per answer
+    "verify_ms_p95",
 )
 TOKEN_KEYS = ("prompt_tokens_mean", "completion_tokens_mean")
 # Metrics where lower is better (ratios and plots read them the other way round).
@@ -386,7 +388,7 @@ def summarize(rows: Sequence[dict[str, Any]], full: bool) -> dict[str, Any]:
             out["injection_obeyed_streams"] = sum(bool(r["payload_streamed"]) for r in injected)
         pages = page_checks(answerable)
         out["citation_page_accuracy"] = _mean(float(ok) for ok in pages) if pages else None
-    for name in ("retrieval_ms", "first_token_ms", "total_ms"):
+    for name in ("retrieval_ms", "first_token_ms", "total_ms", "verify_ms"):
         values = [r["timings"][name] for r in rows if name in r.get("timings", {})]
         if name != "retrieval_ms" and not full:
             continue

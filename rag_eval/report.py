@@ -390,7 +390,8 @@ def write_report(
                 "rag refusals by cause: "
                 + ", ".join(f"{k}: {v}" for k, v in sorted(refusals.items()))
                 + " (retrieval = nothing relevant shown; model = the LLM declined; check = the "
-                "citation check dropped every claim).",
+                "citation check dropped every claim; verifier = the first claim's support was "
+                "below the threshold).",
             )
         )
     raw_valid = [r["raw_citation_valid"] for r in rows if r.get("raw_citation_valid") is not None]

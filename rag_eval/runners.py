@@ -4,16 +4,15 @@ alone, and through the baseline, question by question in turn."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rag.answer import Engine
-from rag.events import Final, Passage, Token
+from rag.events import AnswerResult, Final, Passage, Token
 from rag.retrieval import SubQuery
 from rag.retrieval.plan import is_long
 from rag.text import cited_numbers, is_refusal_text
 from rag_eval.data import Question
-from rag_eval.heldout import HeldOutRanker
 from rag_eval.judge import progress
 from rag_eval.metrics import TOP, answer_measures, retrieval_measures
 
@@ -44,17 +43,34 @@ def ranked_summary(ranked: Sequence[tuple[str, str, str]]) -> list[dict[str, str
 
 
 def passage_dicts(passages: Sequence[Passage]) -> list[dict[str, Any]]:
-    return [{"n": p.n, "doc_id": p.doc_id, "title": p.title, "text": p.text} for p in passages]
+    """What the model was shown, with what the prompt shows about each passage (so an answer's
+    check can be re-run from the report)."""
+    return [
+        {
+            "n": p.n,
+            "doc_id": p.doc_id,
+            "title": p.title,
+            "text": p.text,
+            "source": p.source,
+            "published": p.published,
+            "section": p.section,
+            "score": p.score,
+        }
+        for p in passages
+    ]
 
 
-def refusal_cause(refused: bool, passages: Sequence[Passage], raw: str | None) -> str | None:
-    """Why rag refused: nothing relevant shown, the model declined, or the check dropped all."""
-    if not refused:
+def refusal_cause(result: AnswerResult, threshold: float) -> str | None:
+    """Why rag refused: nothing relevant shown, the model declined, the check dropped every
+    claim, or the verifier found the first claim's support below its threshold."""
+    if not result.refused:
         return None
-    if not passages:
+    if not result.passages:
         return "retrieval"
-    if raw is not None and is_refusal_text(raw):
+    if result.raw_answer is not None and is_refusal_text(result.raw_answer):
         return "model"
+    if result.answerability is not None and result.answerability < threshold:
+        return "verifier"
     return "check"
 
 
@@ -92,7 +108,9 @@ def rag_row(engine: Engine, q: Question, full: bool) -> dict[str, Any]:
             question_used=result.question_used,
             answer=result.answer,
             refused=result.refused,
-            refused_by=refusal_cause(result.refused, passages, raw),
+            refused_by=refusal_cause(result, engine.verifier.threshold),
+            answerability=result.answerability,
+            signals=result.signals,
             error=result.error,
             raw_answer=raw,
             raw_citation_valid=(
@@ -142,18 +160,18 @@ def run_questions(
     questions: Sequence[Question],
     full: bool,
     baseline: Baseline | None,
-    held_out: HeldOutRanker | None = None,
+    before_each: Sequence[Callable[[Question], None]] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, list[dict[str, Any]]]:
     """rag and the baseline question by question, in turn, so a machine shared with other
     work slows both alike (each keeps its own fixed prompt prefix in one server slot); BM25 alone
-    (retrieval only) beside them. `held_out` (the reranker the engine's retriever uses) is told
-    each question first."""
+    (retrieval only) beside them. Each of `before_each` is told the question first (the held-out
+    ranking picks its fold, evidence removal what to take away)."""
     rows: list[dict[str, Any]] = []
     base_rows: list[dict[str, Any]] | None = [] if baseline else None
     keyword_rows: list[dict[str, Any]] = []
     for q in progress(questions, "questions" if baseline else "rag"):
-        if held_out is not None:
-            held_out.hold_out(q.id)
+        for prepare in before_each:
+            prepare(q)
         rows.append(rag_row(engine, q, full))
         if baseline is not None and base_rows is not None:
             base_rows.append(baseline.row(q))

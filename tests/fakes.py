@@ -1,5 +1,5 @@
-"""Scripted fakes for the seams: an LLM with queued responses, a bag-of-words embedder, and a
-reranker that follows one feature. (The page's fakes hand it the knowledge base's real records:
+"""Scripted fakes for the seams: an LLM with queued responses, a bag-of-words embedder, a
+reranker that follows one feature, and a verifier with a fixed say. (The page's fakes hand it the knowledge base's real records:
 rag.knowledge_base.IngestReport, DocumentInfo, FileError.)"""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from rag.answer.verifier import Claim, Support, Verifier
 from rag.llm import LLM, LLMError, Message
 from rag.retrieval.reranker import Reranker
 
@@ -73,6 +74,18 @@ class ByFeature(Reranker):
         from rag.retrieval.reranker import features
 
         return self.sign * features(pool.signals)[:, self.column]
+
+
+class FixedVerifier(Verifier):
+    """A verifier that gives every claim the same probability and remembers what it read."""
+
+    def __init__(self, probability: float, threshold: float = 0.5) -> None:
+        self.probability, self.threshold = probability, threshold
+        self.claims: list[Claim] = []
+
+    def support(self, claim: Claim) -> Support:
+        self.claims.append(claim)
+        return Support(self.probability, {"lexical_support": 1.0})
 
 
 class FakeEmbedding(BaseEmbedding):

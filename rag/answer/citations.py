@@ -8,7 +8,7 @@ no supported citation are dropped; an answer with none left becomes a refusal.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -106,7 +106,7 @@ def links_supported(sentence: str, passages: Sequence[Passage]) -> bool:
     return all(link.lower().rstrip(".,;:") in factual for link in found)
 
 
-def _terms(text: str) -> set[str]:
+def terms(text: str) -> set[str]:
     return {_stem(w.removesuffix("'s").removesuffix("’s")) for w in words(text)}
 
 
@@ -122,9 +122,9 @@ def _about(passage: Passage) -> str:
     return " ".join(about)
 
 
-def _evidence_terms(passages: Sequence[Passage]) -> set[str]:
+def evidence_terms(passages: Sequence[Passage]) -> set[str]:
     """What the passages can support: their factual text and what the prompt shows about them."""
-    return _terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
+    return terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
 
 
 def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> bool:
@@ -138,8 +138,8 @@ def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> b
     """
     if not links_supported(sentence, passages):
         return False
-    available = _evidence_terms(passages)
-    asked = _terms(question)
+    available = evidence_terms(passages)
+    asked = terms(question)
     phrases, loose = key_terms(sentence)
     for phrase in phrases:
         missing = [term for term in phrase if term not in available]
@@ -159,12 +159,12 @@ def support_share(sentence: str, passages: Sequence[Passage], question: str) -> 
     """The share of a sentence's facts found in these passages: its names and numbers, or,
     with none, its content words the question did not already hold. Shown with each sentence
     and citation; the keep-or-drop rule is `is_supported`."""
-    available = _evidence_terms(passages)
+    available = evidence_terms(passages)
     phrases, loose = key_terms(sentence)
-    terms = [t for phrase in phrases for t in phrase] or sorted(loose - _terms(question))
-    if not terms:
+    facts = [t for phrase in phrases for t in phrase] or sorted(loose - terms(question))
+    if not facts:
         return 1.0
-    return round(sum(t in available for t in terms) / len(terms), 3)
+    return round(sum(t in available for t in facts) / len(facts), 3)
 
 
 # Capitalised words that name no subject: the pronoun, and acronyms a document spells out
@@ -172,13 +172,13 @@ def support_share(sentence: str, passages: Sequence[Passage], question: str) -> 
 _NOT_A_SUBJECT = re.compile(r"^(?:I|[A-Z0-9]{2,5}s?)$")
 
 
-def _question_names(question: str) -> list[list[str]]:
+def question_names(question: str) -> list[list[str]]:
     """The names a question is about ("the United States and Russia"), as phrases of stems;
     its first word counts only when it is a name wherever it stands (not "Under", "Since"),
     and numbers, the pronoun "I" and short acronyms do not count."""
     text = question.strip()
     first = re.match(r"[A-Z][a-z]+\b", text)
-    if first and first.group(0).lower() not in _terms(text[first.end() :]):
+    if first and first.group(0).lower() not in terms(text[first.end() :]):
         text = text[0].lower() + text[1:]
     kept = " ".join(
         "," if _NOT_A_SUBJECT.match(raw) or raw[:1].isdigit() else raw for raw in text.split()
@@ -199,10 +199,10 @@ def covers_question(question: str, passages: Sequence[Passage]) -> bool:
     asks about the United States and Russia and the passages only ever name Russia and
     Ukraine, the answer is about another exchange, however well its own facts are supported.
     One word of a name is enough ("Bankman-Fried", "Sam")."""
-    names = _question_names(question)
+    names = question_names(question)
     if len(names) > MAX_COVERED_NAMES or len(question.split()) > MAX_COVERED_WORDS:
         return True  # a long, many-sided question joins facts of several documents
-    available = _evidence_terms(passages)
+    available = evidence_terms(passages)
     found = [any(term in available for term in phrase) for phrase in names]
     return all(found) or not any(found)
 
@@ -271,7 +271,7 @@ def _covering(sentence: str, passages: Sequence[Passage], question: str) -> list
     sentence whose facts come from several documents ("A reports X, while B reports Y")."""
     phrases, _ = key_terms(sentence)
     needed = {term for phrase in phrases for term in phrase}
-    offered = {p.n: _terms(factual_text(p.text) + " " + _about(p)) & needed for p in passages}
+    offered = {p.n: terms(factual_text(p.text) + " " + _about(p)) & needed for p in passages}
     chosen: list[int] = []
     while needed and len(chosen) < 3:
         best = max(offered, key=lambda n: (len(offered[n] & needed), -n), default=None)
@@ -409,8 +409,14 @@ class SentenceGate:
     instruction). What fails is never shown, so nothing streamed needs withdrawing; the final
     answer is the checked one. A bare "Yes." / "No." waits for the fact that follows it."""
 
-    def __init__(self, passages: Sequence[Passage], question: str) -> None:
+    def __init__(
+        self,
+        passages: Sequence[Passage],
+        question: str,
+        admit: Callable[[SentenceVerdict], bool] | None = None,
+    ) -> None:
         self.passages, self.question = list(passages), question
+        self.admit = admit  # the verifier's say on a supported claim (rag.answer.verifier)
         self._text = ""
         self._verdict = ""
 
@@ -431,7 +437,11 @@ class SentenceGate:
         if not self._verdict and _VERDICT.fullmatch(bare):
             self._verdict = sentence
             return ""
-        if check_answer(sentence, self.passages, self.question, "").refused:
+        checked = check_answer(sentence, self.passages, self.question, "")
+        if checked.refused:
+            return ""
+        claims = [v for v in checked.verdicts if v.kept and v.citations]
+        if self.admit is not None and claims and not self.admit(claims[0]):
             return ""
         released, self._verdict = self._verdict + sentence, ""
         return released

@@ -30,6 +30,7 @@ from rag.answer.context import (
     select_passages,
     warm_up_messages,
 )
+from rag.answer.verifier import LexicalVerifier, SupportReview, TokenEncoder, Verifier
 from rag.config import Settings
 from rag.events import AnswerResult, Event, Final, Searching, Sources, Token, Turn
 from rag.knowledge_base import KnowledgeBase
@@ -62,13 +63,29 @@ class Engine:
         llm: LLM | None = None,
         connect_llm: Callable[[], LLM] | None = None,
         retriever: Retriever | None = None,
+        verifier: Verifier | Callable[[], Verifier] | None = None,
     ) -> None:
         self.settings = settings
         self.kb = kb
         self._llm = llm
         self._connect_llm = connect_llm
         self.retriever = retriever or Retriever(settings, kb)
+        # a verifier, or what builds one on first use (loading a fitted model costs an import)
+        self._verifier = verifier
         self.llm_problem: str | None = None  # why the model endpoint is not usable, if known
+
+    @property
+    def verifier(self) -> Verifier:
+        if self._verifier is None:
+            encoder = self.kb.embedder
+            self._verifier = LexicalVerifier(encoder if isinstance(encoder, TokenEncoder) else None)
+        elif not isinstance(self._verifier, Verifier):
+            self._verifier = self._verifier()
+        return self._verifier
+
+    @verifier.setter
+    def verifier(self, verifier: Verifier) -> None:
+        self._verifier = verifier
 
     @property
     def llm(self) -> LLM:
@@ -180,7 +197,8 @@ class Engine:
 
         messages = answer_messages(self._prompt_prefix, passages, question_used)
         stream_filter = StreamingCitationFilter(p.n for p in passages)
-        gate = SentenceGate(passages, question_used)
+        review = SupportReview(self.verifier, question_used, passages)
+        gate = SentenceGate(passages, question_used, admit=review.admit)
         pieces: list[str] = []
         try:
             for piece in self.llm.stream(messages, max_tokens=self.settings.llm_max_tokens):
@@ -207,7 +225,11 @@ class Engine:
         if is_refusal_text(raw):
             yield final(refusal, True, reason="not_in_documents", **shown)
             return
-        checked = check_answer(raw, passages, question_used, refusal)
+        checked = review.review(check_answer(raw, passages, question_used, refusal), refusal)
+        timings["verify_ms"] = review.elapsed_ms
+        if review.first is not None:
+            shown["answerability"] = review.first.probability
+            shown["signals"] = review.first.signals
         if checked.refused:
             yield final(
                 checked.text,

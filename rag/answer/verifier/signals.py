@@ -1,0 +1,182 @@
+"""What tells a supported answer from a plausible one, measured cheaply for one claim: the
+question, the answer sentence, and the passages it cites.
+
+The lexical check (rag.answer.citations) already demands that a sentence's names and numbers be
+in its passages. What it cannot see is *alignment*: "205 prisoners" is in the passage, but the
+passage is about Russia and Ukraine, not the United States; the date is there, but it is not the
+date of the ceasefire. So most signals here ask whether the question's own constraining terms
+and the answer's facts stand together in one place of the cited text, word for word and, through
+the shipped MiniLM's token states, by meaning (a ColBERT-style MaxSim: each question token's
+best match in the passage; a term the passage lacks shows as a low minimum).
+
+Every signal is a float; one that cannot be computed (no token encoder behind a remote
+embeddings endpoint, a question with no names) is NaN, which the fitted model treats as missing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.answer.citations import (
+    STOPWORDS,
+    evidence_terms,
+    key_terms,
+    question_names,
+    support_share,
+    terms,
+)
+from rag.answer.untrusted import without_instructions
+from rag.events import Passage
+from rag.text import passage_sentences
+
+# The order the fitted model reads them in; a model file records it and must match.
+SIGNALS = (
+    "lexical_support",  # share of the sentence's names and numbers (else words) in its passages
+    "question_terms_in_cited",  # share of the question's content terms anywhere in them
+    "question_names_in_cited",  # share of the question's names (NaN: it names none)
+    "question_terms_best_sentence",  # the best single passage sentence's share of them
+    "aligned_window",  # best two-sentence window: min(question share, answer-fact share)
+    "answer_new_terms",  # content terms of the answer the question did not hold
+    "answer_words",
+    "question_words",
+    "cited_passages",
+    "first_cited_rank",  # 1 = the best-ranked passage shown
+    "passages_shown",
+    "question_maxsim_min",  # MiniLM: the question token worst matched in the cited text
+    "question_maxsim_mean",
+    "answer_maxsim_min",  # the answer token worst matched in the cited text
+    "question_passage_cosine",  # pooled MiniLM similarity of question and cited text
+)
+
+_QUESTION_WORDS = frozenset("what which who whom whose when where why how many much".split())
+_PIECE_CHARS = 600  # cited text is encoded in pieces of whole sentences, under MiniLM's limit
+
+
+@runtime_checkable
+class TokenEncoder(Protocol):
+    """An encoder that yields per-token states (the shipped MiniLM does; a remote embeddings
+    endpoint does not, and its token signals are then missing)."""
+
+    def token_states(self, texts: list[str]) -> list[tuple[list[str], np.ndarray]]:
+        """For each text: its wordpieces and their L2-normalised states (tokens × dims)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One answer sentence and what it stands on."""
+
+    question: str
+    sentence: str  # without citation marks
+    cited: Sequence[Passage]
+    shown: Sequence[Passage]
+
+
+def claim_signals(claim: Claim, encoder: TokenEncoder | None = None) -> dict[str, float]:
+    question_terms = _content_terms(claim.question)
+    answer_terms = _content_terms(claim.sentence) - question_terms
+    cited_text = " ".join(without_instructions(p.text) for p in claim.cited)
+    available = evidence_terms(claim.cited)
+    names = question_names(claim.question)
+    sentences = [terms(m.group(0)) for m in passage_sentences(cited_text)]
+    windows = [a | b for a, b in zip(sentences, [*sentences[1:], set()], strict=True)]
+    signals = {
+        "lexical_support": support_share(claim.sentence, claim.cited, claim.question),
+        "question_terms_in_cited": _share(question_terms, available),
+        "question_names_in_cited": (
+            sum(any(t in available for t in phrase) for phrase in names) / len(names)
+            if names
+            else math.nan
+        ),
+        "question_terms_best_sentence": max(
+            (_share(question_terms, s) for s in sentences), default=0.0
+        ),
+        "aligned_window": max(
+            (min(_share(question_terms, w), _share(answer_terms, w)) for w in windows),
+            default=0.0,
+        ),
+        "answer_new_terms": float(len(answer_terms)),
+        "answer_words": float(len(claim.sentence.split())),
+        "question_words": float(len(claim.question.split())),
+        "cited_passages": float(len(claim.cited)),
+        "first_cited_rank": float(min((p.n for p in claim.cited), default=0)),
+        "passages_shown": float(len(claim.shown)),
+    }
+    signals.update(_token_signals(claim, cited_text, encoder))
+    return signals
+
+
+def _content_terms(text: str) -> set[str]:
+    phrases, loose = key_terms(text)
+    found = {t for phrase in phrases for t in phrase} | loose
+    return {t for t in found if t not in _QUESTION_WORDS}
+
+
+def _share(wanted: set[str], available: set[str]) -> float:
+    return len(wanted & available) / len(wanted) if wanted else 1.0
+
+
+def _token_signals(claim: Claim, cited_text: str, encoder: TokenEncoder | None) -> dict[str, float]:
+    missing = {
+        name: math.nan
+        for name in (
+            "question_maxsim_min",
+            "question_maxsim_mean",
+            "answer_maxsim_min",
+            "question_passage_cosine",
+        )
+    }
+    if encoder is None or not cited_text.strip():
+        return missing
+    pieces = _pieces(cited_text)
+    states = encoder.token_states([claim.question, claim.sentence, *pieces])
+    passage = np.concatenate([_content(tokens, s) for tokens, s in states[2:]] or [np.zeros((0,))])
+    question, answer = _content(*states[0]), _content(*states[1])
+    if passage.size == 0 or question.size == 0:
+        return missing
+    q_best = (question @ passage.T).max(axis=1)
+    a_best = (answer @ passage.T).max(axis=1) if answer.size else np.array([math.nan])
+    pooled_q = _normalised(question.mean(axis=0))
+    pooled_p = _normalised(passage.mean(axis=0))
+    return {
+        "question_maxsim_min": float(q_best.min()),
+        "question_maxsim_mean": float(q_best.mean()),
+        "answer_maxsim_min": float(a_best.min()),
+        "question_passage_cosine": float(pooled_q @ pooled_p),
+    }
+
+
+def _pieces(text: str) -> list[str]:
+    """Whole sentences gathered into pieces the encoder reads without cutting."""
+    pieces, current = [], ""
+    for match in passage_sentences(text):
+        sentence = match.group(0)
+        if current and len(current) + len(sentence) > _PIECE_CHARS:
+            pieces.append(current)
+            current = ""
+        current += sentence
+    if current.strip():
+        pieces.append(current)
+    return pieces
+
+
+_WORDPIECE = re.compile(r"^(?:##)?[a-z0-9]+$")
+
+
+def _content(tokens: list[str], states: np.ndarray) -> np.ndarray:
+    """The states of content wordpieces: no special tokens, punctuation or stopwords."""
+    keep = [
+        i
+        for i, token in enumerate(tokens)
+        if _WORDPIECE.match(token) and token not in STOPWORDS and token not in _QUESTION_WORDS
+    ]
+    return states[keep] if keep else np.zeros((0, states.shape[1] if states.ndim == 2 else 0))
+
+
+def _normalised(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
