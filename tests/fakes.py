@@ -1,6 +1,6 @@
 """Scripted fakes for the seams: an LLM with queued responses, a bag-of-words embedder, a
-reranker that follows one feature, and a verifier with a fixed say. (The page's fakes hand it the knowledge base's real records:
-rag.knowledge_base.IngestReport, DocumentInfo, FileError.)"""
+reranker that follows one feature, and a verifier with a fixed say. (The page's fakes hand it
+the knowledge base's real records: rag.knowledge_base.IngestReport, DocumentInfo, FileError.)"""
 
 from __future__ import annotations
 

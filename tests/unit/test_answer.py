@@ -16,11 +16,8 @@ REFUSAL = "The documents do not say."
 
 
 @pytest.fixture
-def kb(settings, seed_dir):
-    settings.min_dense_score = 0.1  # bag-of-words similarities are lower than MiniLM's
-    knowledge_base = KnowledgeBase(settings, FakeEmbedding())
-    knowledge_base.ingest([seed_dir])
-    return knowledge_base
+def kb(seed_kb):
+    return seed_kb
 
 
 def run(engine: Engine, question: str, history=()):

@@ -8,12 +8,11 @@ import math
 
 import numpy as np
 import pytest
-from fakes import FakeEmbedding, FakeLLM, FixedVerifier
+from fakes import FakeLLM, FixedVerifier
 
 from rag.answer import Engine
 from rag.answer.verifier import SIGNALS, Claim, FittedVerifier, claim_signals
 from rag.events import Final, Passage, Token
-from rag.knowledge_base import KnowledgeBase
 from rag_eval import train_verifier
 from rag_eval.heldout import HeldOutVerifier
 
@@ -76,11 +75,8 @@ def test_token_signals_are_missing_without_an_encoder_and_measured_with_one():
 
 
 @pytest.fixture
-def kb(settings, seed_dir):
-    settings.min_dense_score = 0.1  # bag-of-words similarities are lower than MiniLM's
-    knowledge_base = KnowledgeBase(settings, FakeEmbedding())
-    knowledge_base.ingest([seed_dir])
-    return knowledge_base
+def kb(seed_kb):
+    return seed_kb
 
 
 ANSWER = "Russia's delegation was led by Vladimir Medinsky [1]. He met the Ukrainian side [1]."
