@@ -336,12 +336,17 @@ def answer_measures(
 
 
 def page_checks(rows: Sequence[dict[str, Any]]) -> list[bool]:
-    """For each citation of an answered question with gold pages that cites a gold document:
-    whether it names a gold page (a citation without a page counts as wrong)."""
+    """For each citation of a correctly answered question with gold pages that cites a gold
+    document: whether it names a gold page (a citation without a page counts as wrong).
+
+    A wrong answer's citations are left out: the gold pages say where the right answer is, not
+    where the wrong claim came from ("250 bps to 24.6 kbps", the narrowband range, cited on its
+    own page 32 when the whole range on page 8 was asked), and answer_accuracy already counts
+    the wrong answer."""
     return [
         citation.get("page") in row["gold_pages"]
         for row in rows
-        if row.get("gold_pages") and not row.get("refused") and not row.get("error")
+        if row.get("gold_pages") and row.get("correct") and not row.get("error")
         for citation in row.get("citation_pages") or []
         if citation["doc_id"] in row.get("gold_doc_ids", [])
     ]
