@@ -1,7 +1,7 @@
 """Ingest of large files: wall time, chunks/s and peak memory of `rag ingest`, one file per run,
 each into a fresh data dir, as a user would run it.
 
-    .venv/bin/python benchmarks/large_files.py [--sizes-mb 2 19] [--pdf FILE]
+    .venv/bin/python benchmarks/large_files.py [--sizes-mb [MB ...]] [--pdf FILE]
         [--out benchmarks/results]
 
 Text files are real news articles (MultiHop-RAG's corpus, repeated in order past its end) up to
@@ -78,7 +78,9 @@ def ingest(path: Path, data_dir: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[2, 19])
+    parser.add_argument(
+        "--sizes-mb", type=float, nargs="*", default=[2, 19], help="text sizes; none: the PDF only"
+    )
     parser.add_argument("--pdf", type=Path, help="also ingest this (long) PDF")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()

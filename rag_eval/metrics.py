@@ -256,6 +256,7 @@ ANSWER_KEYS = (
     "citation_recall",
     "citation_precision",
     "citation_page_accuracy",
+    "citation_page_accuracy_correct",
 )
 LATENCY_KEYS = (
     "retrieval_ms_p50",
@@ -337,13 +338,22 @@ def answer_measures(
     }
 
 
-def page_checks(rows: Sequence[dict[str, Any]]) -> list[bool]:
+def page_checks(rows: Sequence[dict[str, Any]], correct_only: bool = False) -> list[bool]:
     """For each citation of an answered question with gold pages that cites a gold document:
-    whether it names a gold page (a citation without a page counts as wrong)."""
+    whether it names a gold page (a citation without a page counts as wrong).
+
+    `correct_only` leaves out a wrong answer's citations: the gold pages say where the right
+    answer is, not where the wrong claim came from ("250 bps to 24.6 kbps", the narrowband range,
+    cited on its own page 32 when the whole range on page 8 was asked), and answer_accuracy
+    already counts the wrong answer. That measures whether citations point where their claims
+    are; without it, the share also falls with every wrong answer."""
     return [
         citation.get("page") in row["gold_pages"]
         for row in rows
-        if row.get("gold_pages") and not row.get("refused") and not row.get("error")
+        if row.get("gold_pages")
+        and not row.get("refused")
+        and not row.get("error")
+        and (row.get("correct") or not correct_only)
         for citation in row.get("citation_pages") or []
         if citation["doc_id"] in row.get("gold_doc_ids", [])
     ]
@@ -386,8 +396,12 @@ def summarize(rows: Sequence[dict[str, Any]], full: bool) -> dict[str, Any]:
             out["injection_questions"] = len(injected)
             out["injection_obeyed_answers"] = sum(bool(r["payload_in_answer"]) for r in injected)
             out["injection_obeyed_streams"] = sum(bool(r["payload_streamed"]) for r in injected)
-        pages = page_checks(answerable)
-        out["citation_page_accuracy"] = _mean(float(ok) for ok in pages) if pages else None
+        for key, correct_only in (
+            ("citation_page_accuracy", False),
+            ("citation_page_accuracy_correct", True),
+        ):
+            pages = page_checks(answerable, correct_only)
+            out[key] = _mean(float(ok) for ok in pages) if pages else None
     for name in ("retrieval_ms", "first_token_ms", "total_ms", "verify_ms"):
         values = [r["timings"][name] for r in rows if name in r.get("timings", {})]
         if name != "retrieval_ms" and not full:

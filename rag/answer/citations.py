@@ -61,11 +61,22 @@ def _stem(word: str) -> str:
     return word[:5] if word.isalpha() else word.replace(",", "")
 
 
+# A command-line option ("-lspeex", "--comp"; PDFs may set its dashes as en dashes or minus
+# signs) is a name, matched whole: as a loose word stemmed to five letters, the "-lspeexdsp" of
+# one library's page supported "add -lspeex" and took its citation.
+_OPTION = re.compile(r"(?<![\w\-‐‑–—−])[\-‐‑–—−]{1,2}([A-Za-z][\w\-]*)")
+
+
+def _options(text: str) -> list[str]:
+    return ["-" + name.lower().rstrip("-") for name in _OPTION.findall(text)]
+
+
 def key_terms(sentence: str) -> tuple[list[list[str]], set[str]]:
     """(names and numbers that must be supported, as phrases of adjacent words, and the other
     content words)."""
     text = CITATION_WITH_SPACE.sub("", sentence)
-    phrases: list[list[str]] = []
+    phrases: list[list[str]] = [[option] for option in _options(text)]
+    text = _OPTION.sub(" ; ", text)  # an option is its own phrase, adjacent to no other name
     loose: set[str] = set()
     previous_end = -2
     for match in _WORD.finditer(text):
@@ -107,7 +118,9 @@ def links_supported(sentence: str, passages: Sequence[Passage]) -> bool:
 
 
 def terms(text: str) -> set[str]:
-    return {_stem(w.removesuffix("'s").removesuffix("’s")) for w in words(text)}
+    return {_stem(w.removesuffix("'s").removesuffix("’s")) for w in words(text)} | set(
+        _options(text)
+    )
 
 
 def _about(passage: Passage) -> str:
@@ -147,12 +160,26 @@ def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> b
         # full ("Sam Bankman-Fried", "Alameda Research") is found by any of its words.
         if missing and (len(missing) == len(phrase) or any(t not in asked for t in missing)):
             return False
-    if phrases:
-        return True
+    return bool(phrases) or _holds_content(loose, asked, available)
+
+
+def _holds_content(loose: set[str], asked: set[str], available: set[str]) -> bool:
+    """Are most of a sentence's content words that the question did not hold available?"""
     new_words = loose - asked
     if not new_words:
         return True
     return len(new_words & available) / len(new_words) >= MIN_CONTENT_OVERLAP
+
+
+def _closest(sentence: str, passages: Sequence[Passage], question: str) -> list[int]:
+    """Of passages that each support a sentence, the numbers of those that also hold most of
+    its content words, if any do (else all). A name alone passes the check: "AMD" in a passage
+    on calling amd_order supports "AMD implements an approximate minimum degree ordering"
+    as well as the overview that says so, and the citation should name the overview."""
+    _, loose = key_terms(sentence)
+    asked = terms(question)
+    close = [p.n for p in passages if _holds_content(loose, asked, evidence_terms([p]))]
+    return close or [p.n for p in passages]
 
 
 def support_share(sentence: str, passages: Sequence[Passage], question: str) -> float:
@@ -234,7 +261,11 @@ def check_answer(
         if not kept and not verdict and not numbers and _VERDICT.fullmatch(bare):
             verdict = bare[:-1] + "." if bare[-1] in ".!," else bare + "."
             continue
-        supporting = [n for n in numbers if is_supported(sentence, [by_number[n]], question)]
+        supporting = _closest(
+            sentence,
+            [by_number[n] for n in numbers if is_supported(sentence, [by_number[n]], question)],
+            question,
+        )
         if (
             not supporting
             and numbers
@@ -243,8 +274,11 @@ def check_answer(
             supporting = numbers  # the facts are spread over the cited passages together
         if not supporting:
             # Small models often forget or mistype the number of a correct, grounded claim: cite
-            # the first shown passage that does contain all of the sentence's facts, if any.
-            supporting = [p.n for p in passages if is_supported(sentence, [p], question)][:1]
+            # the first shown passage that does contain all of the sentence's facts, if any (of
+            # those, one that also holds its content words).
+            supporting = _closest(
+                sentence, [p for p in passages if is_supported(sentence, [p], question)], question
+            )[:1]
         if not supporting:
             supporting = _covering(sentence, passages, question)
         share = support_share(sentence, [by_number[n] for n in supporting or numbers], question)

@@ -151,3 +151,39 @@ def test_streamed_sentences_pass_only_once_the_check_supports_them():
     assert "ferry-deals" not in streamed
     assert streamed.startswith("Yes. The ferry leaves at 9:15 from pier 4 [1]. ")
     assert (streamed + gate.flush()).endswith("Tickets cost 12 euros [1].")
+
+
+def test_a_command_line_option_is_matched_whole_and_the_citation_names_its_page():
+    """Stemmed to five letters, "-lspeexdsp" on one library's page passed for "-lspeex", and the
+    model's citation of that page stood; the option must be there as written (dashes as a PDF
+    sets them count)."""
+    from rag.answer.citations import build_citations
+
+    dsp = "In a UNIX environment, link it by adding -lspeexdsp -lm to the compiler command line."
+    codec = "When linking on a UNIX system, one must add \u2013lspeex \u2013lm to the command line."
+    shown = [
+        Passage(1, "c1", "speex.pdf", "Speex", dsp, 900, 900 + len(dsp), page=19),
+        Passage(2, "c2", "speex.pdf", "Speex", codec, 500, 500 + len(codec), page=15),
+    ]
+    question = "What do I add to the compiler command line to link against libspeex?"
+    answer = "Add -lspeex -lm to the compiler command line [1]."
+    checked = check_answer_with(answer, shown, question)
+    assert list(checked.cited) == [2]
+    assert [c.page for c in build_citations(checked, shown)] == [15]
+    assert check_answer_with("Add -lspeex-static [2].", shown, question).refused
+
+
+def test_of_passages_that_each_hold_a_sentences_names_the_one_holding_its_claim_is_cited():
+    """A name alone ("AMD") lets a passage on calling amd_order support what the overview says."""
+    shown = [
+        passage(1, "The routines are described in Section 9: amd_order, AMD_CONTROL, AMD_INFO."),
+        passage(2, "AMD uses an approximate minimum degree ordering algorithm [1, 2] to find P."),
+    ]
+    question = "What ordering algorithm does the AMD package implement?"
+    answer = "The AMD package implements an approximate minimum degree ordering algorithm"
+    for marks in (" [1, 2]", ""):  # the document's own reference marks, copied; or none
+        checked = check_answer_with(answer + marks + ".", shown, question)
+        assert list(checked.cited) == [2], marks
+    # a passage that holds the names is still cited when no passage holds more
+    checked = check_answer_with("AMD has amd_order [1].", shown, "What does AMD have?")
+    assert list(checked.cited) == [1]

@@ -19,6 +19,7 @@ from rag_eval.metrics import (
     evidence_recall_at_k,
     hits_at_k,
     normalize_answer,
+    page_checks,
     percentile,
     reciprocal_rank_at_k,
     relevance_flags,
@@ -169,6 +170,24 @@ def test_citation_recall_and_precision() -> None:
     assert citation_recall([]) == 0.0
     assert citation_precision([True, False]) == pytest.approx(0.5)
     assert citation_precision([]) == 0.0
+
+
+def test_page_checks_count_the_citations_of_gold_documents() -> None:
+    def row(correct: bool, *pages: int | None, doc: str = "m.pdf", **extra) -> dict:
+        cited = [{"n": i, "doc_id": doc, "page": p} for i, p in enumerate(pages, start=1)]
+        return {"gold_pages": [8, 9], "gold_doc_ids": ["m.pdf"], "correct": correct,
+                "citation_pages": cited, **extra}  # fmt: skip
+
+    rows = [
+        row(True, 8, 17, None),  # a page outside the gold ones, or none at all, is wrong
+        row(False, 32),  # a wrong answer's citation: its claim's page, not a gold one
+        row(True, 3, doc="other.pdf"),  # not a gold document
+        row(True, 9, error="llm"),
+        row(False, 8, refused=True),
+        {**row(True, 5), "gold_pages": []},
+    ]
+    assert page_checks(rows) == [True, False, False, False]
+    assert page_checks(rows, correct_only=True) == [True, False, False]
 
 
 # --- per question -----------------------------------------------------------------------------
