@@ -42,6 +42,7 @@ from rag.answer.verifier import (
     Claim,
     FittedVerifier,
     TokenEncoder,
+    Trees,
     claim_signals,
 )
 from rag.compose import build_embedder
@@ -248,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, p in zip(test, probabilities, strict=True):
             decided[(examples[i].report, examples[i].key)] = p >= threshold
         keys = sorted({r.key for r in train})
-        model = FittedVerifier(booster, threshold, {"question_keys": keys, "fold": fold + 1})
+        model = FittedVerifier(
+            Trees.from_booster(booster), threshold, {"question_keys": keys, "fold": fold + 1}
+        )
         (args.folds_dir / f"fold-{fold + 1}.json").write_text(model.to_json(), encoding="utf-8")
         print(
             f"fold {fold + 1}: {len(train)} fitted, {len(test)} held out, threshold {threshold:.3f}"
@@ -257,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     full_oof = out_of_fold(examples, k)
     threshold = threshold_for(full_oof, labels, args.target_precision)
     shipped = FittedVerifier(
-        fit(examples),
+        Trees.from_booster(fit(examples)),
         threshold,
         {
             "question_keys": sorted({r.key for r in examples}),

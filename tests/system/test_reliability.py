@@ -132,9 +132,7 @@ def test_two_concurrent_ingests_leave_the_index_a_clean_ingest_builds(
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == expected
 
 
-def test_a_writer_told_not_to_wait_fails_at_once_with_a_clear_message(
-    tmp_path, cli_env, bin_dir
-):
+def test_a_writer_told_not_to_wait_fails_at_once_with_a_clear_message(tmp_path, cli_env, bin_dir):
     data = tmp_path / "data"
     finish(ingest(bin_dir, cli_env(data), SEED))
     with another_writer(data):

@@ -11,7 +11,7 @@ import pytest
 from fakes import FakeLLM, FixedVerifier
 
 from rag.answer import Engine
-from rag.answer.verifier import SIGNALS, Claim, FittedVerifier, claim_signals
+from rag.answer.verifier import SIGNALS, Claim, FittedVerifier, Trees, claim_signals
 from rag.events import Final, Passage, Token
 from rag_eval import train_verifier
 from rag_eval.heldout import HeldOutVerifier
@@ -128,9 +128,25 @@ def test_threshold_is_the_least_that_reaches_the_precision():
     assert train_verifier.threshold_for(p, np.zeros(5), 0.5) > 0.9  # none: let nothing through
 
 
+def test_the_walked_trees_give_lightgbms_own_probabilities_missing_values_included():
+    rows = examples(120)
+    for i, row in enumerate(rows):  # missing signals (no token encoder, no names) are NaN
+        if i % 3 == 0:
+            row.signals[0] = math.nan
+        if i % 4 == 0:
+            row.signals[5] = math.nan
+    booster = train_verifier.fit(rows)
+    trees = Trees.from_booster(booster)
+    matrix = np.array([r.signals for r in rows])
+    expected = booster.predict(matrix, num_threads=1)
+    walked = np.array([trees.probability(r.signals) for r in rows])
+    assert np.allclose(walked, expected, atol=1e-9)
+    assert expected.std() > 0.05  # the trees do split
+
+
 def test_a_fitted_verifier_round_trips_and_rejects_other_signals(tmp_path):
     rows = examples(80)
-    booster = train_verifier.fit(rows)
+    booster = Trees.from_booster(train_verifier.fit(rows))
     model = FittedVerifier(booster, 0.4, {"question_keys": ["set:q1"]})
     path = tmp_path / "support.json"
     path.write_text(model.to_json())
@@ -149,7 +165,7 @@ def test_a_fitted_verifier_round_trips_and_rejects_other_signals(tmp_path):
 
 def test_each_question_is_decided_by_a_fold_that_never_saw_it():
     rows = examples(40)
-    booster = train_verifier.fit(rows)
+    booster = Trees.from_booster(train_verifier.fit(rows))
     keys = [r.key for r in rows]
     folds = [
         FittedVerifier(booster, 0.1, {"question_keys": keys[20:]}),

@@ -2,7 +2,7 @@
 the lexical fallback and the shipped fitted model)."""
 
 from rag.answer.verifier.base import Support, Verifier
-from rag.answer.verifier.fitted import SHIPPED_VERIFIER, FittedVerifier
+from rag.answer.verifier.fitted import SHIPPED_VERIFIER, FittedVerifier, Trees
 from rag.answer.verifier.lexical import LexicalVerifier
 from rag.answer.verifier.review import SupportReview
 from rag.answer.verifier.signals import SIGNALS, Claim, TokenEncoder, claim_signals
@@ -16,6 +16,7 @@ __all__ = [
     "Support",
     "SupportReview",
     "TokenEncoder",
+    "Trees",
     "Verifier",
     "claim_signals",
 ]

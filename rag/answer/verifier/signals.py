@@ -52,6 +52,10 @@ SIGNALS = (
     "question_maxsim_mean",
     "answer_maxsim_min",  # the answer token worst matched in the cited text
     "question_passage_cosine",  # pooled MiniLM similarity of question and cited text
+    "answer_window",  # the best window's share of the answer's new terms
+    "question_in_answer_window",  # the question's share in that window
+    "question_weight_in_answer_window",  # the same, each term weighted by its rarity
+    "answer_type_match",  # a number for "how many", a year for "when"… (NaN: no such cue)
 )
 
 _QUESTION_WORDS = frozenset("what which who whom whose when where why how many much".split())
@@ -107,8 +111,66 @@ def claim_signals(claim: Claim, encoder: TokenEncoder | None = None) -> dict[str
         "first_cited_rank": float(min((p.n for p in claim.cited), default=0)),
         "passages_shown": float(len(claim.shown)),
     }
+    signals.update(_answer_window(question_terms, answer_terms, windows, claim.shown))
+    signals["answer_type_match"] = _type_match(claim.question, claim.sentence)
     signals.update(_token_signals(claim, cited_text, encoder))
     return signals
+
+
+def _answer_window(
+    question_terms: set[str],
+    answer_terms: set[str],
+    windows: list[set[str]],
+    shown: Sequence[Passage],
+) -> dict[str, float]:
+    """Where the answer's own facts stand in the cited text, and how much of the question
+    stands there with them: "the default of maxdelay is 'blue'" finds 'blue' in a sentence
+    that never names maxdelay. Rare terms of the question (an option, an identifier, a name)
+    weigh more than the words every passage repeats; rarity is counted over the sentences of
+    all shown passages."""
+    if not windows or not answer_terms:
+        return {
+            "answer_window": math.nan,
+            "question_in_answer_window": math.nan,
+            "question_weight_in_answer_window": math.nan,
+        }
+    best = max(_share(answer_terms, w) for w in windows)
+    at_best = [w for w in windows if _share(answer_terms, w) >= best - 1e-9]
+    corpus = [
+        terms(m.group(0)) for p in shown for m in passage_sentences(without_instructions(p.text))
+    ]
+    n = len(corpus)
+    weight = {
+        t: math.log((n + 1) / (sum(t in sentence for sentence in corpus) + 0.5))
+        for t in question_terms
+    }
+    total = sum(weight.values())
+    return {
+        "answer_window": best,
+        "question_in_answer_window": max(_share(question_terms, w) for w in at_best),
+        "question_weight_in_answer_window": (
+            max(sum(weight[t] for t in question_terms & w) for w in at_best) / total
+            if total > 0
+            else 1.0
+        ),
+    }
+
+
+_NUMBER_CUE = re.compile(
+    r"\b(how (many|much|long|large|big|often|far|old|fast|high)|what (number|size|version|year|"
+    r"percentage|range)|which (version|year|release)|when|at most|at least|maximum|minimum|"
+    r"default size)\b",
+    re.IGNORECASE,
+)
+
+
+def _type_match(question: str, sentence: str) -> float:
+    """Whether the answer has the kind of fact the question asks for: a number or date for a
+    question that wants one (a "when", "how many", "which version", a default value). NaN when
+    the question asks for no such kind."""
+    if not _NUMBER_CUE.search(question):
+        return math.nan
+    return 1.0 if re.search(r"\d", sentence) else 0.0
 
 
 def _content_terms(text: str) -> set[str]:
