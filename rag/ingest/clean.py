@@ -18,9 +18,16 @@ _PROMO_LINE = re.compile(
 )
 
 
+# nroff's bold ("P\bP") and underline ("_\bP") by overstriking, as man pages and many READMEs
+# rendered from them (Debian's postfix-doc) carry: the reader sees the letter once.
+_OVERSTRIKE = re.compile(r"[^\n\b]\x08(?=[^\n\b])")
+
+
 def clean_text(raw: str) -> tuple[str, str | None]:
-    """Normalise whitespace, lift a leading `date YYYY-MM-DD` header, drop promo lines."""
+    """Normalise whitespace, undo overstriking, lift a leading `date YYYY-MM-DD` header,
+    drop promo lines."""
     text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    text = _OVERSTRIKE.sub("", text)
     published = None
     if match := _DATE_HEADER.match(text):
         published = match.group(1)

@@ -331,3 +331,10 @@ def test_real_formats_ingest_and_are_searchable(kb, settings, tmp_path):
         top = candidates(retriever, query)[0].node.node
         assert Path(top.metadata["doc_id"]).name == name, query
         assert words in top.get_content(metadata_mode="none")
+
+
+def test_overstruck_bold_and_underline_read_as_plain_letters():
+    from rag.ingest.clean import clean_text
+
+    raw = "T\bTu\bun\bni\bin\bng\bg _\bg_\bu_\bi_\bd_\be\n\nThe queue manager runs."
+    assert clean_text(raw)[0] == "Tuning guide\n\nThe queue manager runs."
