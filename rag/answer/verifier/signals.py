@@ -56,10 +56,11 @@ SIGNALS = (
     "question_in_answer_window",  # the question's share in that window
     "question_weight_in_answer_window",  # the same, each term weighted by its rarity
     "answer_type_match",  # a number for "how many", a year for "when"… (NaN: no such cue)
+    "question_sentence_cosine",  # MiniLM: the cited sentence closest to the question
+    "answer_in_question_sentence",  # the answer's new terms in it or next to it
 )
 
 _QUESTION_WORDS = frozenset("what which who whom whose when where why how many much".split())
-_PIECE_CHARS = 600  # cited text is encoded in pieces of whole sentences, under MiniLM's limit
 
 
 @runtime_checkable
@@ -87,7 +88,8 @@ def claim_signals(claim: Claim, encoder: TokenEncoder | None = None) -> dict[str
     cited_text = " ".join(without_instructions(p.text) for p in claim.cited)
     available = evidence_terms(claim.cited)
     names = question_names(claim.question)
-    sentences = [terms(m.group(0)) for m in passage_sentences(cited_text)]
+    texts = [m.group(0) for m in passage_sentences(cited_text) if m.group(0).strip()]
+    sentences = [terms(t) for t in texts]
     windows = [a | b for a, b in zip(sentences, [*sentences[1:], set()], strict=True)]
     signals = {
         "lexical_support": support_share(claim.sentence, claim.cited, claim.question),
@@ -113,7 +115,7 @@ def claim_signals(claim: Claim, encoder: TokenEncoder | None = None) -> dict[str
     }
     signals.update(_answer_window(question_terms, answer_terms, windows, claim.shown))
     signals["answer_type_match"] = _type_match(claim.question, claim.sentence)
-    signals.update(_token_signals(claim, cited_text, encoder))
+    signals.update(_token_signals(claim, texts, answer_terms, encoder))
     return signals
 
 
@@ -183,48 +185,49 @@ def _share(wanted: set[str], available: set[str]) -> float:
     return len(wanted & available) / len(wanted) if wanted else 1.0
 
 
-def _token_signals(claim: Claim, cited_text: str, encoder: TokenEncoder | None) -> dict[str, float]:
-    missing = {
-        name: math.nan
-        for name in (
-            "question_maxsim_min",
-            "question_maxsim_mean",
-            "answer_maxsim_min",
-            "question_passage_cosine",
-        )
-    }
-    if encoder is None or not cited_text.strip():
+def _token_signals(
+    claim: Claim,
+    sentences: list[str],
+    answer_terms: set[str],
+    encoder: TokenEncoder | None,
+) -> dict[str, float]:
+    """MaxSim of the question's (and the answer's) content tokens over the cited text; the
+    cited sentence closest to the question as a whole, and how much of the answer's own facts
+    stand in it or next to it (the dense counterpart of the answer window)."""
+    names = (
+        "question_maxsim_min",
+        "question_maxsim_mean",
+        "answer_maxsim_min",
+        "question_passage_cosine",
+        "question_sentence_cosine",
+        "answer_in_question_sentence",
+    )
+    missing = dict.fromkeys(names, math.nan)
+    if encoder is None or not sentences:
         return missing
-    pieces = _pieces(cited_text)
-    states = encoder.token_states([claim.question, claim.sentence, *pieces])
-    passage = np.concatenate([_content(tokens, s) for tokens, s in states[2:]] or [np.zeros((0,))])
+    states = encoder.token_states([claim.question, claim.sentence, *sentences])
+    per_sentence = [_content(tokens, s) for tokens, s in states[2:]]
     question, answer = _content(*states[0]), _content(*states[1])
-    if passage.size == 0 or question.size == 0:
+    present = [s for s in per_sentence if s.size]
+    if not present or question.size == 0:
         return missing
+    passage = np.concatenate(present)
     q_best = (question @ passage.T).max(axis=1)
     a_best = (answer @ passage.T).max(axis=1) if answer.size else np.array([math.nan])
     pooled_q = _normalised(question.mean(axis=0))
-    pooled_p = _normalised(passage.mean(axis=0))
+    cosines = [
+        float(pooled_q @ _normalised(s.mean(axis=0))) if s.size else -1.0 for s in per_sentence
+    ]
+    best = int(np.argmax(cosines))
+    near = set().union(*(terms(t) for t in sentences[max(0, best - 1) : best + 2]))
     return {
         "question_maxsim_min": float(q_best.min()),
         "question_maxsim_mean": float(q_best.mean()),
         "answer_maxsim_min": float(a_best.min()),
-        "question_passage_cosine": float(pooled_q @ pooled_p),
+        "question_passage_cosine": float(pooled_q @ _normalised(passage.mean(axis=0))),
+        "question_sentence_cosine": cosines[best],
+        "answer_in_question_sentence": _share(answer_terms, near) if answer_terms else math.nan,
     }
-
-
-def _pieces(text: str) -> list[str]:
-    """Whole sentences gathered into pieces the encoder reads without cutting."""
-    pieces, current = [], ""
-    for match in passage_sentences(text):
-        sentence = match.group(0)
-        if current and len(current) + len(sentence) > _PIECE_CHARS:
-            pieces.append(current)
-            current = ""
-        current += sentence
-    if current.strip():
-        pieces.append(current)
-    return pieces
 
 
 _WORDPIECE = re.compile(r"^(?:##)?[a-z0-9]+$")
