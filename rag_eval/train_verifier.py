@@ -172,6 +172,22 @@ def threshold_for(probabilities: np.ndarray, labels: np.ndarray, precision: floa
     return best if best is not None else float(p[0]) + 1e-9 if len(p) else 0.5
 
 
+def threshold_by_cost(probabilities: np.ndarray, labels: np.ndarray, wrong_cost: float) -> float:
+    """The threshold that does the most good: each right answer let through counts 1, each
+    wrong one costs `wrong_cost` (a wrong answer with a citation is worse than a refusal, so
+    more than 1 leans towards refusing)."""
+    order = np.argsort(-probabilities, kind="stable")
+    p, y = probabilities[order], labels[order]
+    gain = np.cumsum(np.where(y == 1, 1.0, -wrong_cost))
+    best, best_gain = (float(p[0]) + 1e-9 if len(p) else 0.5), 0.0
+    for i in range(len(p)):
+        if i + 1 < len(p) and p[i + 1] == p[i]:
+            continue
+        if gain[i] > best_gain:
+            best, best_gain = float(p[i]), float(gain[i])
+    return best
+
+
 def out_of_fold(rows: Sequence[Row], folds: int) -> np.ndarray:
     """Each example's probability from a model fitted on the other folds."""
     out = np.zeros(len(rows))
@@ -216,6 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag_eval.train_verifier")
     parser.add_argument("reports", nargs="+", type=Path, help="rag eval report JSON files")
     parser.add_argument("--target-precision", type=float, default=0.85)
+    parser.add_argument(
+        "--wrong-cost",
+        type=float,
+        help="choose the threshold by cost instead: a wrong answer let through costs this many "
+        "right ones",
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--model", type=Path, default=SHIPPED_VERIFIER)
     parser.add_argument("--folds-dir", type=Path, default=VERIFIER_FOLDS)
@@ -225,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     embedder = build_embedder(settings)
     encoder = embedder if isinstance(embedder, TokenEncoder) else None
+
+    def choose(probabilities: np.ndarray, labels: np.ndarray) -> float:
+        if args.wrong_cost is not None:
+            return threshold_by_cost(probabilities, labels, args.wrong_cost)
+        return threshold_for(probabilities, labels, args.target_precision)
+
     rows_by_report = {str(p): read_rows(p, encoder) for p in args.reports}
     rows = [r for rs in rows_by_report.values() for r in rs]
     examples = [r for r in rows if not r.refused_before and r.signals is not None]
@@ -242,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         train = [r for r in examples if fold_of(r.key, k) != fold]
         test = [i for i, r in enumerate(examples) if fold_of(r.key, k) == fold]
         inner = out_of_fold(train, k - 1 if k > 2 else 2)
-        threshold = threshold_for(inner, np.array([r.label for r in train]), args.target_precision)
+        threshold = choose(inner, np.array([r.label for r in train]))
         booster = fit(train)
         probabilities = predict(booster, [examples[i] for i in test])
         held_out_probability[test] = probabilities
@@ -258,14 +286,15 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     full_oof = out_of_fold(examples, k)
-    threshold = threshold_for(full_oof, labels, args.target_precision)
+    threshold = choose(full_oof, labels)
     shipped = FittedVerifier(
         Trees.from_booster(fit(examples)),
         threshold,
         {
             "question_keys": sorted({r.key for r in examples}),
             "reports": [str(p) for p in args.reports],
-            "target_precision": args.target_precision,
+            "target_precision": None if args.wrong_cost else args.target_precision,
+            "wrong_cost": args.wrong_cost,
             "folds": k,
         },
     )
@@ -293,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "examples": len(examples),
         "positives": int(labels.sum()),
-        "target_precision": args.target_precision,
+        "target_precision": None if args.wrong_cost else args.target_precision,
+        "wrong_cost": args.wrong_cost,
         "folds": k,
         "shipped_threshold": threshold,
         "held_out_auc": auc(held_out_probability, labels),
@@ -325,8 +355,13 @@ def _markdown(summary: dict) -> str:
         "",
         f"{summary['timestamp']} · commit {summary['commit']} · {summary['examples']} answered "
         f"examples ({summary['positives']} correct answers to answerable questions) · "
-        f"{summary['folds']} folds by question · target precision {summary['target_precision']}"
-        f" · shipped threshold {summary['shipped_threshold']:.3f}.",
+        f"{summary['folds']} folds by question · "
+        + (
+            f"threshold by cost: a wrong answer costs {summary['wrong_cost']} right ones"
+            if summary["wrong_cost"]
+            else f"target precision {summary['target_precision']}"
+        )
+        + f" · shipped threshold {summary['shipped_threshold']:.3f}.",
         "",
         "Every figure with the verifier is held out: each question is decided by a model fitted "
         "on the other folds, with a threshold chosen by cross-validation inside those folds "

@@ -194,3 +194,11 @@ def test_a_reported_answer_is_replayed_to_its_first_supported_claim():
     assert signals["answer_words"] == 5.0  # the supported claim, not the unsupported first one
     assert signals["question_names_in_cited"] == 1.0
     assert train_verifier.replayed_signals({**row, "raw_answer": "Paris [1]."}, None) is None
+
+
+def test_threshold_by_cost_lets_through_only_what_does_more_good_than_harm():
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    y = np.array([1, 1, 0, 1, 0])
+    assert train_verifier.threshold_by_cost(p, y, 1.0) == 0.8  # 0.6 too: 3 right, 1 wrong: tie
+    assert train_verifier.threshold_by_cost(p, y, 0.5) == 0.6
+    assert train_verifier.threshold_by_cost(p, np.zeros(5), 1.0) > 0.9  # none is worth it
