@@ -129,12 +129,16 @@ def usage(result: AnswerResult) -> dict[str, int]:
 
 
 def rag_fields(result: AnswerResult) -> dict[str, Any]:
-    """What rag adds to OpenAI's objects (top level): the citations behind the answer's marks."""
+    """What rag adds to OpenAI's objects (top level): the citations behind the answer's marks,
+    and the verdict on each sentence of the model's answer with the verifier's probability."""
+    answer = result.to_json()
     return {
         "citations": citations_json(result),
         "refused": result.refused,
         "reason": result.reason,
         "question_used": result.question_used,
+        "sentences": answer["sentences"],
+        "answerability": answer["answerability"],
     }
 
 

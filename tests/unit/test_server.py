@@ -11,7 +11,7 @@ import test_answer
 from fakes import FailingLLM, FakeEmbedding, FakeLLM
 
 from rag.answer import Engine
-from rag.events import AnswerResult, Citation, Turn
+from rag.events import AnswerResult, Citation, SentenceVerdict, Turn
 from rag.knowledge_base import KnowledgeBase
 from rag.security import api_refusal
 from rag.server import protocol
@@ -102,7 +102,10 @@ def result(**overrides) -> AnswerResult:
 
 
 def test_completion_carries_the_answer_its_citations_and_usage():
-    body = protocol.completion(result(), "chatcmpl-1", created=5)
+    verdict = SentenceVerdict("It opened in 1932.", [1], 0.83, True)
+    body = protocol.completion(
+        result(sentences=[verdict], answerability=0.83), "chatcmpl-1", created=5
+    )
     assert body["object"] == "chat.completion" and body["model"] == "rag"
     assert body["choices"][0]["message"] == {
         "role": "assistant",
@@ -111,6 +114,10 @@ def test_completion_carries_the_answer_its_citations_and_usage():
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"] == {"prompt_tokens": 700, "completion_tokens": 9, "total_tokens": 709}
     assert body["refused"] is False and body["question_used"] == "When did the bridge open?"
+    assert body["sentences"] == [
+        {"text": "It opened in 1932.", "citations": [1], "support": 0.83, "kept": True}
+    ]
+    assert body["answerability"] == 0.83
     (citation,) = body["citations"]
     assert citation == {
         "n": 1,
