@@ -127,23 +127,47 @@ def _join_lines(lines: list[str]) -> str:
     return "".join(out).strip()
 
 
+_QUOTES = str.maketrans({c: "'" for c in "‘’‚‛′`´"} | {c: '"' for c in "“”„‟″"})
+_DASHES = re.compile(r"[‐‑‒–—―−]")
+# what may stand before a title on its line: "2.4", "A.1", "IV." (spacing removed)
+_SECTION_NUMBER = re.compile(r"(?:\d+(?:\.\d+)*\.?|[A-Z](?:\.\d+)*\.?|[IVXLC]+\.?)?")
+
+
+def _plain(text: str) -> str:
+    """A title as compared: case, quote and dash styles and all spacing aside."""
+    return "".join(_DASHES.sub("-", text.translate(_QUOTES)).lower().split())
+
+
+def _title_line(text: str, title: str) -> tuple[str, int] | None:
+    """The line of `text` that sets `title` (maybe after its section number), and its offset."""
+    wanted = _plain(title)
+    if not wanted:
+        return None
+    for match in re.finditer(r"[^\n]+", text):
+        line = match.group(0)
+        plain = _plain(line)
+        if plain.endswith(wanted) and _SECTION_NUMBER.fullmatch(
+            plain[: len(plain) - len(wanted)].upper()
+        ):
+            return line.strip(), match.start() + len(line) - len(line.lstrip())
+    return None
+
+
 def heading_offsets(
     page_texts: list[str], page_starts: list[int], outline: list[tuple[int, int, str]]
 ) -> list[Heading]:
     """The outline as headings at offsets in the joined text: at the line of the heading's
     page that carries its title (with its number, "2.4 Control Flags", when the page has one),
-    else at the page's start."""
+    else at the page's start. Titles are compared as typography aside: a bookmark often spells
+    its title plainer than the page sets it ("Automake's" / "Automake’s", "LaTeX2e" /
+    "LATEX 2ε" spacing), and a heading put at its page's start lands out of order."""
     headings = []
     for index, level, title in outline:
         if not 0 <= index < len(page_texts):
             continue
         text, start = page_texts[index], page_starts[index]
         shown, at = title, 0
-        pattern = re.compile(
-            r"^[ \t]*((?:[\dA-Z]+(?:\.\d+)*\.?[ \t]+)?" + re.escape(title) + r")[ \t]*$",
-            re.MULTILINE | re.IGNORECASE,
-        )
-        if match := pattern.search(text):
-            shown, at = match.group(1).strip(), match.start(1)
+        if found := _title_line(text, title):
+            shown, at = found
         headings.append(Heading(start + at, level, shown[:MAX_HEADING_CHARS]))
     return sorted(headings, key=lambda h: h.start)

@@ -338,3 +338,19 @@ def test_overstruck_bold_and_underline_read_as_plain_letters():
 
     raw = "T\bTu\bun\bni\bin\bng\bg _\bg_\bu_\bi_\bd_\be\n\nThe queue manager runs."
     assert clean_text(raw)[0] == "Tuning guide\n\nThe queue manager runs."
+
+
+def test_pdf_outline_titles_are_found_on_their_page_whatever_the_typography():
+    from rag.ingest.pdf import heading_offsets
+
+    pages = [
+        "Contents\n1 Intro 1\n",
+        "Some text.\n4.2 Using Automake’s rules\nMore text.\nSee the command options\n",
+        "Preface.\n1.1 LATEX 2ε  classes\nBody.\n",
+    ]
+    starts = [0, 100, 200]
+    outline = [(1, 2, "Using Automake's rules"), (1, 2, "Options"), (2, 2, "LaTeX2ε classes")]
+    found = {h.title: h.start for h in heading_offsets(pages, starts, outline)}
+    assert found["4.2 Using Automake’s rules"] == 100 + pages[1].index("4.2")
+    assert found["1.1 LATEX 2ε  classes"] == 200 + pages[2].index("1.1")
+    assert found["Options"] == 100  # not the sentence that ends with the word: the page start
