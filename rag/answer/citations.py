@@ -41,6 +41,8 @@ SENTENCE_STARTERS = frozenset(
     first then next after before once since until under over each every all any some most
     use run set add type call pass go create install edit open press select choose change
     make start stop see note yes no not only just simply also instead otherwise here
+    between among although though because whereas despite within without through across
+    against along around beyond toward towards upon unlike like
     """.split()
 )
 _VERDICT = re.compile(r"(yes|no)\s*[.!,]?", re.IGNORECASE)

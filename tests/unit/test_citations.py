@@ -187,3 +187,8 @@ def test_of_passages_that_each_hold_a_sentences_names_the_one_holding_its_claim_
     # a passage that holds the names is still cited when no passage holds more
     checked = check_answer_with("AMD has amd_order [1].", shown, "What does AMD have?")
     assert list(checked.cited) == [1]
+
+
+def test_a_preposition_that_starts_a_sentence_is_no_name():
+    answer = "Between the two reports, Google paid billions to stay the default [2]."
+    assert not check(answer, "Did Google pay to stay the default search engine?").refused
