@@ -3,8 +3,9 @@
     .venv/bin/python -m rag_eval.train_verifier REPORT.json [REPORT.json ...] \\
         [--target-precision 0.85] [--folds 5] [--out evals/reports/verifier]
 
-Every row of the reports that rag answered (no refusal before the verifier, no error) is one
-example, its first claim's signals replayed from the row (the model's raw answer and the
+Every row of the reports that rag answered (no refusal before the verifier, no error) to a
+question that is not long (the verifier never decides those: see rag.answer.verifier.review) is
+one example, its first claim's signals replayed from the row (the model's raw answer and the
 passages it was shown), so a change of signals needs no new run of the model. It is positive
 when the question is answerable and the answer holds a gold answer, negative otherwise (an
 unanswerable or evidence-removed question answered anyway, or a wrong answer: a wrong answer
@@ -48,6 +49,7 @@ from rag.answer.verifier import (
 from rag.compose import build_embedder
 from rag.config import Settings
 from rag.events import Passage
+from rag.retrieval.plan import is_long
 from rag_eval.data import REPO, question_key
 from rag_eval.heldout import VERIFIER_FOLDS
 from rag_eval.provenance import git_commit
@@ -81,6 +83,7 @@ class Row:
     correct: bool  # as the report judged it (a refusal of an unanswerable one is correct)
     refused_before: bool  # by retrieval, the model or the lexical check
     signals: list[float] | None  # None: refused before any claim was scored
+    long: bool = False  # a long, many-sided question: the verifier scores it but never decides
 
     @property
     def label(self) -> int:
@@ -91,7 +94,7 @@ def fold_of(key: str, folds: int) -> int:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % folds
 
 
-def read_rows(path: Path, encoder: TokenEncoder | None) -> list[Row]:
+def read_rows(path: Path, encoder: TokenEncoder | None, long_words: int) -> list[Row]:
     """A report's questions, each answered one's first claim replayed from what the report
     kept (the model's raw answer and the passages it was shown), so the signals are this
     code's, whatever code measured the report."""
@@ -109,6 +112,7 @@ def read_rows(path: Path, encoder: TokenEncoder | None) -> list[Row]:
                 bool(r["correct"]),
                 refused_before or bool(r.get("error")),
                 [float(signals.get(s, math.nan)) for s in SIGNALS] if signals else None,
+                is_long(r.get("question_used") or r["question"], long_words),
             )
         )
     return rows
@@ -253,9 +257,11 @@ def main(argv: list[str] | None = None) -> int:
             return threshold_by_cost(probabilities, labels, args.wrong_cost)
         return threshold_for(probabilities, labels, args.target_precision)
 
-    rows_by_report = {str(p): read_rows(p, encoder) for p in args.reports}
+    rows_by_report = {
+        str(p): read_rows(p, encoder, settings.long_question_words) for p in args.reports
+    }
     rows = [r for rs in rows_by_report.values() for r in rs]
-    examples = [r for r in rows if not r.refused_before and r.signals is not None]
+    examples = [r for r in rows if not r.refused_before and r.signals is not None and not r.long]
     labels = np.array([r.label for r in examples])
     print(f"{len(examples)} examples ({labels.sum()} positive) from {len(rows)} rows")
 
@@ -304,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     for report, report_rows in rows_by_report.items():
         before = [r.refused_before for r in report_rows]
         after = [
-            r.refused_before or (r.signals is not None and not decided[(r.report, r.key)])
+            r.refused_before
+            or (r.signals is not None and not r.long and not decided[(r.report, r.key)])
             for r in report_rows
         ]
         per_set[report] = {

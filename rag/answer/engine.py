@@ -197,7 +197,7 @@ class Engine:
 
         messages = answer_messages(self._prompt_prefix, passages, question_used)
         stream_filter = StreamingCitationFilter(p.n for p in passages)
-        review = SupportReview(self.verifier, question_used, passages)
+        review = SupportReview(self.verifier, question_used, passages, decides=not retrieval.long)
         gate = SentenceGate(passages, question_used, admit=review.admit)
         pieces: list[str] = []
         try:

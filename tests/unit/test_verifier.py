@@ -11,8 +11,15 @@ import pytest
 from fakes import FakeLLM, FixedVerifier
 
 from rag.answer import Engine
-from rag.answer.verifier import SIGNALS, Claim, FittedVerifier, Trees, claim_signals
-from rag.events import Final, Passage, Token
+from rag.answer.verifier import (
+    SIGNALS,
+    Claim,
+    FittedVerifier,
+    SupportReview,
+    Trees,
+    claim_signals,
+)
+from rag.events import Final, Passage, SentenceVerdict, Token
 from rag_eval import train_verifier
 from rag_eval.heldout import HeldOutVerifier
 
@@ -202,3 +209,13 @@ def test_threshold_by_cost_lets_through_only_what_does_more_good_than_harm():
     assert train_verifier.threshold_by_cost(p, y, 1.0) == 0.8  # 0.6 too: 3 right, 1 wrong: tie
     assert train_verifier.threshold_by_cost(p, y, 0.5) == 0.6
     assert train_verifier.threshold_by_cost(p, np.zeros(5), 1.0) > 0.9  # none is worth it
+
+
+def test_a_review_that_does_not_decide_scores_the_claim_and_lets_it_through():
+    verdict = SentenceVerdict("They will exchange 205 soldiers.", [1], 1.0, True)
+    low = FixedVerifier(0.1, threshold=0.5)
+    deciding = SupportReview(low, "How many?", [EXCHANGE])
+    abstaining = SupportReview(low, "How many?", [EXCHANGE], decides=False)
+    assert not deciding.admit(verdict)
+    assert abstaining.admit(verdict)
+    assert abstaining.first is not None and abstaining.first.probability == 0.1

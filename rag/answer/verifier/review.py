@@ -18,8 +18,20 @@ from rag.events import Passage, SentenceVerdict
 
 
 class SupportReview:
-    def __init__(self, verifier: Verifier, question: str, shown: Sequence[Passage]) -> None:
+    """`decides=False` scores the claims (their support is still shown) but lets the answer
+    through whatever the score: for long, many-sided questions, whose answers join facts of
+    several passages, the verifier's signals (how one cited window holds the question and the
+    answer together) say little, and its refusals would mostly be of right answers."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        question: str,
+        shown: Sequence[Passage],
+        decides: bool = True,
+    ) -> None:
         self.verifier, self.question, self.shown = verifier, question, list(shown)
+        self.decides = decides
         self.first: Support | None = None  # the first claim's support, once scored
         self.admitted: bool | None = None  # whether the answer may be given, once decided
         self._scored: dict[tuple[str, tuple[int, ...]], Support] = {}
@@ -41,7 +53,7 @@ class SupportReview:
         support = self.score(verdict)
         if self.admitted is None:
             self.first = support
-            self.admitted = support.probability >= self.verifier.threshold
+            self.admitted = not self.decides or support.probability >= self.verifier.threshold
         return self.admitted
 
     def review(self, checked: CheckedAnswer, refusal: str) -> CheckedAnswer:
