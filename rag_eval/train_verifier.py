@@ -192,6 +192,24 @@ def threshold_by_cost(probabilities: np.ndarray, labels: np.ndarray, wrong_cost:
     return best
 
 
+def threshold_for_refusals(
+    probabilities: np.ndarray, labels: np.ndarray, precision: float
+) -> float:
+    """The highest threshold at which the examples it refuses (probability below it) are wrong
+    at least `precision` of the time: the verifier refuses only where a refusal is most likely
+    right. 0 (refuse nothing) if no threshold gets there."""
+    order = np.argsort(probabilities, kind="stable")
+    p, y = probabilities[order], labels[order]
+    wrong_share = np.cumsum(1 - y) / np.arange(1, len(y) + 1)
+    best = 0.0
+    for k in range(len(p)):
+        if k + 1 < len(p) and p[k + 1] == p[k]:
+            continue  # a threshold refuses every example of equal probability
+        if wrong_share[k] >= precision:
+            best = (p[k] + p[k + 1]) / 2 if k + 1 < len(p) else float(p[k]) + 1e-9
+    return float(best)
+
+
 def out_of_fold(rows: Sequence[Row], folds: int) -> np.ndarray:
     """Each example's probability from a model fitted on the other folds."""
     out = np.zeros(len(rows))
@@ -237,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("reports", nargs="+", type=Path, help="rag eval report JSON files")
     parser.add_argument("--target-precision", type=float, default=0.85)
     parser.add_argument(
+        "--refusal-precision",
+        type=float,
+        help="choose the threshold for the precision of the refusals instead: at least this "
+        "share of the answers it refuses are wrong",
+    )
+    parser.add_argument(
         "--wrong-cost",
         type=float,
         help="choose the threshold by cost instead: a wrong answer let through costs this many "
@@ -253,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     encoder = embedder if isinstance(embedder, TokenEncoder) else None
 
     def choose(probabilities: np.ndarray, labels: np.ndarray) -> float:
+        if args.refusal_precision is not None:
+            return threshold_for_refusals(probabilities, labels, args.refusal_precision)
         if args.wrong_cost is not None:
             return threshold_by_cost(probabilities, labels, args.wrong_cost)
         return threshold_for(probabilities, labels, args.target_precision)
@@ -299,8 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "question_keys": sorted({r.key for r in examples}),
             "reports": [str(p) for p in args.reports],
-            "target_precision": None if args.wrong_cost else args.target_precision,
-            "wrong_cost": args.wrong_cost,
+            **operating_point(args),
             "folds": k,
         },
     )
@@ -329,8 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "examples": len(examples),
         "positives": int(labels.sum()),
-        "target_precision": None if args.wrong_cost else args.target_precision,
-        "wrong_cost": args.wrong_cost,
+        **operating_point(args),
         "folds": k,
         "shipped_threshold": threshold,
         "held_out_auc": auc(held_out_probability, labels),
@@ -343,6 +367,25 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "README.md").write_text(_markdown(summary), encoding="utf-8")
     print(_markdown(summary))
     return 0
+
+
+def operating_point(args: argparse.Namespace) -> dict[str, float | None]:
+    """How the threshold was chosen (one of the three)."""
+    refusal, cost = args.refusal_precision, args.wrong_cost
+    chosen_by_target = refusal is None and cost is None
+    return {
+        "refusal_precision": refusal,
+        "wrong_cost": cost if refusal is None else None,
+        "target_precision": args.target_precision if chosen_by_target else None,
+    }
+
+
+def _describe(summary: dict) -> str:
+    if summary.get("refusal_precision") is not None:
+        return f"threshold for a refusal precision of {summary['refusal_precision']}"
+    if summary.get("wrong_cost") is not None:
+        return f"threshold by cost: a wrong answer costs {summary['wrong_cost']} right ones"
+    return f"target precision {summary['target_precision']}"
 
 
 def _precision(examples: Sequence[Row], decided: dict[tuple[str, str], bool]) -> float | None:
@@ -363,11 +406,7 @@ def _markdown(summary: dict) -> str:
         f"{summary['timestamp']} · commit {summary['commit']} · {summary['examples']} answered "
         f"examples ({summary['positives']} correct answers to answerable questions) · "
         f"{summary['folds']} folds by question · "
-        + (
-            f"threshold by cost: a wrong answer costs {summary['wrong_cost']} right ones"
-            if summary["wrong_cost"]
-            else f"target precision {summary['target_precision']}"
-        )
+        + _describe(summary)
         + f" · shipped threshold {summary['shipped_threshold']:.3f}.",
         "",
         "Every figure with the verifier is held out: each question is decided by a model fitted "

@@ -219,3 +219,12 @@ def test_a_review_that_does_not_decide_scores_the_claim_and_lets_it_through():
     assert not deciding.admit(verdict)
     assert abstaining.admit(verdict)
     assert abstaining.first is not None and abstaining.first.probability == 0.1
+
+
+def test_threshold_for_refusals_refuses_only_where_refusals_are_mostly_right():
+    p = np.array([0.05, 0.1, 0.2, 0.3, 0.6, 0.9])
+    y = np.array([0, 0, 1, 0, 1, 1])
+    # refusing below 0.25: 2 wrong of 3 (0.67); below 0.45: 3 of 4 (0.75)
+    assert train_verifier.threshold_for_refusals(p, y, 0.75) == pytest.approx(0.45)
+    assert train_verifier.threshold_for_refusals(p, y, 1.0) == pytest.approx(0.15)
+    assert train_verifier.threshold_for_refusals(p, np.ones(6), 0.5) == 0.0  # all right: none
