@@ -14,7 +14,8 @@ from rag.ingest.document import LoadedDocument
 
 # Bumped whenever what a chunk stores changes; an index built with another needs `rag reindex`.
 CHUNK_SCHEMA = 3
-# Metadata that is bookkeeping, not content: kept out of what the embedder and BM25 see.
+# Metadata that is bookkeeping, not content: kept out of what the embedder and BM25 see (the
+# chunk index's BM25 reads the section path before the text: rag.retrieval.keyword).
 _HIDDEN_METADATA = [
     "doc_id", "path", "content_hash", "chunk_index", "published_day", "page", "section",
 ]  # fmt: skip

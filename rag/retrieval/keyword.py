@@ -3,7 +3,8 @@
 Two grains: chunks (what is embedded and what the LLM reads) and sections (a few consecutive
 chunks of one document, with its title, source and date), which long, entity-rich questions are
 ranked by: they find their evidence far more often in a section than in one small chunk. The
-indexes are keyed by the knowledge base's fingerprint and rebuilt only when the corpus changes.
+indexes are keyed by the knowledge base's fingerprint and by KEYWORD_SCHEMA, and rebuilt only
+when the corpus or what the indexes read changes.
 """
 
 from __future__ import annotations
@@ -25,6 +26,24 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 MAX_CACHED_MASKS = 256  # filter masks kept between questions (one float per chunk each)
 MAX_CACHED_NODES = 8192  # parsed nodes kept per keyword index
+# Bumped whenever the text an index reads of its entries changes: it names the folder the
+# indexes are persisted in, so an index built with another is rebuilt, not silently reused.
+KEYWORD_SCHEMA = 2
+
+
+def index_folder(data_dir: Path, collection: str, fingerprint: str) -> Path:
+    """Where the keyword indexes of this corpus version are persisted."""
+    return data_dir / "bm25" / f"{collection}-{fingerprint}.k{KEYWORD_SCHEMA}"
+
+
+def chunk_keyword_text(node: TextNode) -> str:
+    """What BM25 reads of a chunk: its text, after its section path when its document has
+    sections. A short question about a manual often names what only the heading says (the
+    setting, the option, the command), not the chunk's own sentences. A chunk without a section
+    (news articles, plain text) is read exactly as the embedder reads it."""
+    body = node.get_content(metadata_mode="embed")
+    section = node.metadata.get("section")
+    return f"{section}\n\n{body}" if section else body
 
 
 def build_sections(
@@ -177,6 +196,20 @@ class KeywordIndexes:
         return str(self.sections.retriever.corpus[section_row].get("doc_id", ""))
 
 
+def bm25_retriever(nodes: list[TextNode], texts: list[str] | None = None):
+    """A BM25 index of the nodes, reading `texts` (default: what the embedder reads of each)
+    while keeping the nodes themselves as its entries."""
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    if texts is None:
+        return BM25Retriever.from_defaults(nodes=nodes, language="english")
+    readable = [TextNode(id_=n.node_id, text=t) for n, t in zip(nodes, texts, strict=True)]
+    retriever = BM25Retriever.from_defaults(nodes=readable, language="english")
+    retriever.corpus = [node_to_metadata_dict(n) | {"node_id": n.node_id} for n in nodes]
+    return retriever
+
+
 def load_or_build(kb, folder: Path, section_chunks: int) -> KeywordIndexes | None:
     """The persisted indexes in `folder`, or new ones built from the knowledge base's chunks
     (older versions beside it are removed); None when nothing is indexed."""
@@ -198,7 +231,8 @@ def load_or_build(kb, folder: Path, section_chunks: int) -> KeywordIndexes | Non
         return None
     sections = build_sections(nodes, kb.document_texts(), section_chunks)
     retrievers = [
-        BM25Retriever.from_defaults(nodes=group, language="english") for group in (nodes, sections)
+        bm25_retriever(nodes, [chunk_keyword_text(node) for node in nodes]),
+        bm25_retriever(sections),
     ]
     # Written beside, then renamed into place: another process (a second `rag ask`, the page)
     # may be building or loading the same version at the same moment.

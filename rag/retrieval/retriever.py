@@ -14,7 +14,7 @@ from rag.config import Settings
 from rag.knowledge_base import KnowledgeBase
 from rag.retrieval.candidates import Retrieval
 from rag.retrieval.first_stage import FirstStage, first_stage
-from rag.retrieval.keyword import KeywordIndexes, load_or_build
+from rag.retrieval.keyword import KeywordIndexes, index_folder, load_or_build
 from rag.retrieval.plan import SubQuery, source_aliases
 from rag.retrieval.pool import Pool, build_pool, ordered
 from rag.retrieval.reranker import LambdaMARTReranker, Reranker
@@ -39,9 +39,7 @@ class Retriever:
         fingerprint = self.kb.fingerprint()
         with self._lock:
             if self._fingerprint != fingerprint:
-                folder = (
-                    self.settings.data_dir / "bm25" / f"{self.settings.collection}-{fingerprint}"
-                )
+                folder = index_folder(self.settings.data_dir, self.settings.collection, fingerprint)
                 self._indexes = load_or_build(self.kb, folder, self.settings.section_chunks)
                 self._vectors = None
                 sources = {d.source for d in self.kb.documents() if d.source}

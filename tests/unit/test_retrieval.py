@@ -279,3 +279,82 @@ def test_building_and_loading_keyword_indexes_prints_no_progress_bars(settings, 
     Retriever(settings, kb).keyword_indexes()  # loaded from disk
     err = capfd.readouterr().err
     assert "Finding newlines" not in err and "%|" not in err
+
+
+MANUAL = """# Write-ahead log
+
+## wal_log_hints
+
+When this parameter is on, the server writes the entire content of each disk page to the log
+during the first modification of that page after a checkpoint, even for non-critical
+modifications of so-called hint bits. It can only be set at server start.
+
+## fsync
+
+If this parameter is on, the server tries to make sure that updates are physically written
+to disk, by issuing system calls. This ensures that the database cluster can recover.
+"""
+
+
+def _manual_kb(settings, tmp_path):
+    from fakes import FakeEmbedding
+
+    from rag.knowledge_base import KnowledgeBase
+
+    settings.chunk_size, settings.chunk_overlap, settings.section_chunks = 24, 0, 3
+    manual = tmp_path / "wal.md"
+    manual.write_text(MANUAL, encoding="utf-8")
+    kb = KnowledgeBase(settings, FakeEmbedding())
+    kb.ingest([manual])
+    return kb
+
+
+def test_keyword_search_reads_a_chunks_section_path(settings, tmp_path):
+    """A chunk deep in a section is found by the term only its heading holds; what it shows
+    is still its own text."""
+    kb = _manual_kb(settings, tmp_path)
+    chunks = Retriever(settings, kb).keyword_indexes().chunks
+    under = [
+        row
+        for row in range(len(chunks.ids))
+        if chunks.node(row).metadata.get("section", "").endswith("wal_log_hints")
+    ]
+    later = [row for row in under if "## wal_log_hints" not in chunks.node(row).text]
+    assert later, "the section should run over more than one chunk"
+    scores = chunks.scores(SubQuery("wal_log_hints"))
+    assert all(scores[row] > 0 for row in under)
+    fsync = [
+        row for row in range(len(chunks.ids)) if "fsync" in chunks.node(row).metadata["section"]
+    ]
+    assert fsync and not any(scores[row] > 0 for row in fsync)
+    stored = {node.node_id: node.text for node in kb.all_nodes()}
+    assert all(chunks.node(row).text == stored[chunks.ids[row]] for row in range(len(chunks.ids)))
+
+
+def test_a_chunk_without_a_section_is_read_as_the_embedder_reads_it(settings):
+    from rag.retrieval.keyword import chunk_keyword_text
+
+    kb = _chunked_kb(settings, " ".join(SENTENCES), title="Harbour bridge", source="Daily")
+    for node in kb.all_nodes():
+        assert chunk_keyword_text(node) == node.get_content(metadata_mode="embed") == node.text
+
+
+def test_an_index_persisted_with_another_keyword_schema_is_rebuilt(settings, monkeypatch):
+    """What an index reads is part of its key: a user's index built before a change of it is
+    rebuilt, not silently kept."""
+    import rag.retrieval.keyword as keyword_module
+
+    kb = _chunked_kb(settings, " ".join(SENTENCES))
+    monkeypatch.setattr(keyword_module, "KEYWORD_SCHEMA", 1)
+    Retriever(settings, kb).keyword_indexes()
+    (old,) = (settings.data_dir / "bm25").iterdir()
+    monkeypatch.setattr(keyword_module, "KEYWORD_SCHEMA", 2)
+    built = []
+    real_build = keyword_module.bm25_retriever
+    monkeypatch.setattr(
+        keyword_module, "bm25_retriever", lambda *a: built.append(1) or real_build(*a)
+    )
+    Retriever(settings, kb).keyword_indexes()
+    assert built, "the index was loaded from the older version instead of rebuilt"
+    assert [p.name for p in (settings.data_dir / "bm25").iterdir()] != [old.name]
+    assert not old.exists()  # the older version is removed
