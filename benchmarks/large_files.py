@@ -8,7 +8,8 @@ Text files are real news articles (MultiHop-RAG's corpus, repeated in order past
 each size. `--pdf` adds a long PDF; the one measured is Debian's doxygen manual (336 pages):
 `apt-get download doxygen-doc && dpkg-deb -x doxygen-doc_*.deb x`, then
 `--pdf x/usr/share/doc/doxygen/doxygen_manual.pdf`. Peak memory is the child process's maximum
-resident set size. Writes large-files.md and .json into --out.
+resident set size; CPU seconds are its user + system time, what to compare on a shared machine,
+where wall time depends on the other load. Writes large-files.md and .json into --out.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def write_text(path: Path, size: int) -> None:
 
 
 def ingest(path: Path, data_dir: Path) -> dict:
-    """One `rag ingest` of one file; its wall time, outcome and peak RSS."""
+    """One `rag ingest` of one file; its wall time, CPU time, outcome and peak RSS."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_DATA_DIR=str(data_dir), RAG_CONFIG=str(data_dir / "none.toml"))
     out, err = data_dir.with_suffix(".out"), data_dir.with_suffix(".err")
@@ -69,6 +70,7 @@ def ingest(path: Path, data_dir: Path) -> dict:
         "mb": round(path.stat().st_size / 1e6, 1),
         "exit": returncode,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "chunks": chunks,
         "chunks_per_s": round(chunks / seconds, 1) if seconds else None,
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
@@ -101,10 +103,10 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    headers = ["file", "MB", "exit", "seconds", "chunks", "chunks/s", "peak RSS (MB)"]
+    headers = ["file", "MB", "exit", "seconds", "CPU s", "chunks", "chunks/s", "peak RSS (MB)"]
     table = [
-        [r["file"], r["mb"], r["exit"], r["seconds"], r["chunks"], r["chunks_per_s"],
-         r["peak_rss_mb"]]
+        [r["file"], r["mb"], r["exit"], r["seconds"], r["cpu_seconds"], r["chunks"],
+         r["chunks_per_s"], r["peak_rss_mb"]]
         for r in rows
     ]  # fmt: skip
     blocks = [

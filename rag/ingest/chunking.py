@@ -62,23 +62,29 @@ def chunk_document(document: LoadedDocument, splitter: SentenceSplitter) -> list
 def chunk_pieces(document: LoadedDocument, splitter: SentenceSplitter) -> Iterator[list[TextNode]]:
     """The document's chunks, a piece of its text at a time (one piece unless it is large);
     ids and offsets run on across pieces as if it had been chunked whole."""
+    content_hash = document.content_hash  # hashes the whole text: once, not per chunk
     if len(document.text) <= LARGE_TEXT_CHARS:
-        yield _chunk(document, splitter, document.text, 0, 0)
+        yield _chunk(document, content_hash, splitter, document.text, 0, 0)
         return
     index = 0
     for start, end in text_pieces(document.text):
-        nodes = _chunk(document, splitter, document.text[start:end], start, index)
+        nodes = _chunk(document, content_hash, splitter, document.text[start:end], start, index)
         index += len(nodes)
         yield nodes
 
 
 def _chunk(
-    document: LoadedDocument, splitter: SentenceSplitter, text: str, offset: int, first: int
+    document: LoadedDocument,
+    content_hash: str,
+    splitter: SentenceSplitter,
+    text: str,
+    offset: int,
+    first: int,
 ) -> list[TextNode]:
     metadata = {
         "doc_id": document.doc_id,
         "title": document.title,
-        "content_hash": document.content_hash,
+        "content_hash": content_hash,
         "path": document.path or "",
     }
     if document.published:
@@ -100,7 +106,7 @@ def _chunk(
     )
     nodes = splitter.get_nodes_from_documents([source])
     for index, node in enumerate(nodes, start=first):
-        node.id_ = chunk_id(document.doc_id, document.content_hash, index)
+        node.id_ = chunk_id(document.doc_id, content_hash, index)
         node.metadata["chunk_index"] = index
         if offset:
             node.start_char_idx = (node.start_char_idx or 0) + offset

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from rag.ingest.structure import Heading, page_at, section_at
+from rag.ingest.structure import Heading, Sections, page_at
 
 
 class IngestError(ValueError):
@@ -24,12 +24,16 @@ class LoadedDocument:
     size: int | None = None  # bytes of the file it was read from
     pages: tuple[int, ...] = ()  # start offset of each page (paged formats), page 1 first
     headings: tuple[Heading, ...] = ()
+    _sections: Sections | None = field(default=None, init=False, repr=False, compare=False)
 
     def page_at(self, offset: int) -> int | None:
         return page_at(self.pages, offset)
 
     def section_at(self, offset: int) -> str | None:
-        return section_at(self.headings, offset)
+        # built once for these headings (every chunk, every cited passage looks one up)
+        if self._sections is None or self._sections.headings is not self.headings:
+            self._sections = Sections(self.headings)
+        return self._sections.at(offset)
 
     @property
     def content_hash(self) -> str:

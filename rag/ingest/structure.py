@@ -30,15 +30,34 @@ def page_at(pages: tuple[int, ...] | list[int], offset: int) -> int | None:
 
 
 def section_at(headings: tuple[Heading, ...] | list[Heading], offset: int) -> str | None:
-    """The heading path ("Options > Version option") in force at `offset`."""
-    path: list[Heading] = []
-    for heading in headings:
-        if heading.start > offset:
-            break
-        while path and path[-1].level >= heading.level:
-            path.pop()
-        path.append(heading)
-    return SECTION_SEPARATOR.join(h.title for h in path) or None
+    """The heading path ("Options > Version option") in force at `offset`: the path after the
+    headings up to the first one that starts past it. For many offsets, use `Sections`."""
+    return Sections(headings).at(offset)
+
+
+class Sections:
+    """`section_at` for many offsets of one heading list: the path after each heading is
+    built once, and a lookup is a binary search (a chunk-by-chunk scan of a long manual's
+    headings grows with chunks × headings)."""
+
+    def __init__(self, headings: tuple[Heading, ...] | list[Heading]) -> None:
+        self.headings = headings
+        # The headings read for an offset run up to the first that starts past it: the first
+        # whose running maximum start passes it, which a binary search finds in any order.
+        self._reach: list[int] = []
+        self._paths: list[str | None] = [None]  # the path after the first i headings
+        path: list[Heading] = []
+        reach = None
+        for heading in headings:
+            reach = heading.start if reach is None else max(reach, heading.start)
+            self._reach.append(reach)
+            while path and path[-1].level >= heading.level:
+                path.pop()
+            path.append(heading)
+            self._paths.append(SECTION_SEPARATOR.join(h.title for h in path) or None)
+
+    def at(self, offset: int) -> str | None:
+        return self._paths[bisect.bisect_right(self._reach, offset)]
 
 
 _ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")

@@ -354,3 +354,51 @@ def test_pdf_outline_titles_are_found_on_their_page_whatever_the_typography():
     assert found["4.2 Using Automake’s rules"] == 100 + pages[1].index("4.2")
     assert found["1.1 LATEX 2ε  classes"] == 200 + pages[2].index("1.1")
     assert found["Options"] == 100  # not the sentence that ends with the word: the page start
+
+
+def test_a_large_document_chunked_in_pieces_keeps_ids_pages_and_sections(monkeypatch):
+    """Ids run on across pieces from the document's content hash, taken once (it hashes the
+    whole text); every chunk has the page and section of its first character."""
+    from rag.ingest import LoadedDocument, chunk_id, chunking
+    from rag.ingest.structure import Heading, page_at, section_at
+
+    class CountedHash(LoadedDocument):
+        reads = 0
+
+        @property
+        def content_hash(self) -> str:
+            CountedHash.reads += 1
+            return super().content_hash
+
+    pieces = chunking.text_pieces
+    monkeypatch.setattr(chunking, "LARGE_TEXT_CHARS", 3_000)
+    monkeypatch.setattr(chunking, "text_pieces", lambda text: pieces(text, 2_000))
+    paragraphs = [
+        f"Paragraph {i} says the okapi walked {i} kilometres through the Ituri forest."
+        for i in range(120)
+    ]
+    text = "\n\n".join(paragraphs)
+    starts = [text.index(p) for p in paragraphs]
+    document = CountedHash(
+        doc_id="docs/okapi.pdf",
+        text=text,
+        title="Okapi",
+        pages=tuple(starts[::10]),
+        headings=(Heading(0, 1, "Field notes"), *(Heading(s, 2, f"Day {s}") for s in starts[::25])),
+    )
+    expected_hash = LoadedDocument.content_hash.fget(document)
+    nodes = chunk_document(document, make_splitter(32, 4))
+    assert len(nodes) > 20 and len(pieces(text, 2_000)) > 3
+    assert CountedHash.reads == 1
+    assert [n.id_ for n in nodes] == [
+        chunk_id(document.doc_id, expected_hash, i) for i in range(len(nodes))
+    ]
+    for index, node in enumerate(nodes):
+        start = node.start_char_idx
+        assert text[start : node.end_char_idx] == node.text
+        assert node.metadata["chunk_index"] == index
+        assert node.metadata["content_hash"] == expected_hash
+        assert node.metadata["page"] == page_at(document.pages, start)
+        assert node.metadata["section"] == section_at(document.headings, start)
+    assert {n.metadata["page"] for n in nodes} == set(range(1, 13))
+    assert nodes[-1].metadata["section"] == f"Field notes > Day {starts[100]}"
