@@ -41,9 +41,12 @@ test: model browser lint
 eval-gate: model  ## the seed golden set on the shipped model, against thresholds in evals/gate.json
 	$(BIN)/rag eval --gate evals/gate.json --no-baseline --no-judge --out evals/reports/ci --history evals/reports/ci/history.jsonl
 
-eval-gate-slow: model  ## real documents (PDF, HTML, Markdown, text) and the injection set
+eval-gate-slow: model  ## both real-document sets (PDF, HTML, Markdown, text) and the injection set
 	$(BIN)/rag eval --docs evals/realdocs/docs --questions evals/realdocs/questions.jsonl \
 		--gate evals/gate-realdocs.json --no-baseline --no-judge --out evals/reports/ci \
+		--history evals/reports/ci/history.jsonl
+	$(BIN)/rag eval --docs evals/realdocs-b/docs --questions evals/realdocs-b/questions.jsonl \
+		--gate evals/gate-realdocs-b.json --no-baseline --no-judge --out evals/reports/ci \
 		--history evals/reports/ci/history.jsonl
 	$(BIN)/rag eval --docs evals/injection/docs --questions evals/injection/questions.jsonl \
 		--gate evals/gate-injection.json --no-baseline --no-judge --out evals/reports/ci \
