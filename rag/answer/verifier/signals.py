@@ -90,7 +90,9 @@ def claim_signals(claim: Claim, encoder: TokenEncoder | None = None) -> dict[str
     names = question_names(claim.question)
     texts = [m.group(0) for m in passage_sentences(cited_text) if m.group(0).strip()]
     sentences = [terms(t) for t in texts]
-    windows = [a | b for a, b in zip(sentences, [*sentences[1:], set()], strict=True)]
+    windows = [
+        a | b for a, b in zip(sentences, [*sentences[1:], set()][: len(sentences)], strict=True)
+    ]
     signals = {
         "lexical_support": support_share(claim.sentence, claim.cited, claim.question),
         "question_terms_in_cited": _share(question_terms, available),
