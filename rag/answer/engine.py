@@ -70,7 +70,7 @@ class Engine:
         self._llm = llm
         self._connect_llm = connect_llm
         self.retriever = retriever or Retriever(settings, kb)
-        # a verifier, or what builds one on first use (loading a fitted model costs an import)
+        # a verifier, or what builds one on first use (commands that never answer never read it)
         self._verifier = verifier
         self.llm_problem: str | None = None  # why the model endpoint is not usable, if known
 
