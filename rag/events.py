@@ -103,6 +103,9 @@ class AnswerResult:
     sentences: list[SentenceVerdict] = field(default_factory=list)
     # why an answer was refused: "not_in_documents", "no_documents" (the knowledge base is empty)
     reason: str | None = None
+    # which step refused it: "retrieval" (nothing relevant), "model" (the LLM declined), "check"
+    # (no claim supported by its passages) or "verifier" (the first claim's support too low)
+    refused_by: str | None = None
     # what kind of error `error` is: "empty_question" and "question_too_long" (the question
     # itself), "llm" (the model endpoint failed); lets a shell choose its status without parsing
     error_code: str | None = None

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rag.answer import Engine
-from rag.events import AnswerResult, Final, Passage, Token
+from rag.events import Final, Passage, Token
 from rag.retrieval import SubQuery
 from rag.retrieval.plan import is_long
 from rag.text import cited_numbers, is_refusal_text
@@ -60,20 +60,6 @@ def passage_dicts(passages: Sequence[Passage]) -> list[dict[str, Any]]:
     ]
 
 
-def refusal_cause(result: AnswerResult, threshold: float) -> str | None:
-    """Why rag refused: nothing relevant shown, the model declined, the check dropped every
-    claim, or the verifier found the first claim's support below its threshold."""
-    if not result.refused:
-        return None
-    if not result.passages:
-        return "retrieval"
-    if result.raw_answer is not None and is_refusal_text(result.raw_answer):
-        return "model"
-    if result.answerability is not None and result.answerability < threshold:
-        return "verifier"
-    return "check"
-
-
 def payload_found(payloads: Sequence[str], text: str) -> bool | None:
     """Whether an injected payload shows in `text` (None: the question has none)."""
     if not payloads:
@@ -108,7 +94,7 @@ def rag_row(engine: Engine, q: Question, full: bool) -> dict[str, Any]:
             question_used=result.question_used,
             answer=result.answer,
             refused=result.refused,
-            refused_by=refusal_cause(result, engine.verifier.threshold),
+            refused_by=result.refused_by,
             answerability=result.answerability,
             signals=result.signals,
             error=result.error,

@@ -189,10 +189,16 @@ class Engine:
         }
         yield Sources(passages)
         if retrieval.empty_corpus:
-            yield final(prompts.load("no_documents").strip(), True, reason="no_documents", **shown)
+            yield final(
+                prompts.load("no_documents").strip(),
+                True,
+                reason="no_documents",
+                refused_by="retrieval",
+                **shown,
+            )
             return
         if not passages:  # nothing relevant: refuse without asking the model to guess
-            yield final(refusal, True, reason="not_in_documents", **shown)
+            yield final(refusal, True, reason="not_in_documents", refused_by="retrieval", **shown)
             return
 
         messages = answer_messages(self._prompt_prefix, passages, question_used)
@@ -223,7 +229,7 @@ class Engine:
             "completion": count_tokens(raw),
         }
         if is_refusal_text(raw):
-            yield final(refusal, True, reason="not_in_documents", **shown)
+            yield final(refusal, True, reason="not_in_documents", refused_by="model", **shown)
             return
         checked = review.review(check_answer(raw, passages, question_used, refusal), refusal)
         timings["verify_ms"] = review.elapsed_ms
@@ -235,6 +241,7 @@ class Engine:
                 checked.text,
                 True,
                 reason="not_in_documents",
+                refused_by="verifier" if review.refused else "check",
                 sentences=checked.verdicts,
                 **shown,
             )

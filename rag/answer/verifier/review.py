@@ -34,6 +34,7 @@ class SupportReview:
         self.decides = decides
         self.first: Support | None = None  # the first claim's support, once scored
         self.admitted: bool | None = None  # whether the answer may be given, once decided
+        self.refused = False  # whether the review refused an answer the check had kept
         self._scored: dict[tuple[str, tuple[int, ...]], Support] = {}
         self.elapsed_ms = 0.0  # time spent scoring, for the answer's timings
 
@@ -63,6 +64,7 @@ class SupportReview:
         if checked.refused or not claims:
             return checked
         if not self.admit(claims[0]):
+            self.refused = True
             verdicts = [replace(v, kept=False) for v in checked.verdicts]
             return CheckedAnswer(refusal, True, {}, verdicts)
         verdicts = [

@@ -90,9 +90,8 @@ def claim_signals(claim: Claim, encoder: TokenEncoder | None = None) -> dict[str
     names = question_names(claim.question)
     texts = [m.group(0) for m in passage_sentences(cited_text) if m.group(0).strip()]
     sentences = [terms(t) for t in texts]
-    windows = [
-        a | b for a, b in zip(sentences, [*sentences[1:], set()][: len(sentences)], strict=True)
-    ]
+    # each sentence with the next (the last alone)
+    windows = [a | b for a, b in zip(sentences, [*sentences[1:], set()], strict=False)]
     signals = {
         "lexical_support": support_share(claim.sentence, claim.cited, claim.question),
         "question_terms_in_cited": _share(question_terms, available),
@@ -170,7 +169,7 @@ _NUMBER_CUE = re.compile(
 
 def _type_match(question: str, sentence: str) -> float:
     """Whether the answer has the kind of fact the question asks for: a number or date for a
-    question that wants one (a "when", "how many", "which version", a default value). NaN when
+    question that wants one (a "when", "how many", "which version", a default size). NaN when
     the question asks for no such kind."""
     if not _NUMBER_CUE.search(question):
         return math.nan
