@@ -170,10 +170,14 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     # the rest (one Python process cannot do both at once: loading the model holds the GIL).
     child = ModelProcess.start(settings) if local else None
     try:
-        engine = _engine(settings)
+        from rag.compose import build_engine, build_llm
+
+        def connect_llm():
+            # the child's model once it serves; if it could not, one here (which says why not)
+            return (child and child.llm(settings)) or build_llm(settings)
+
+        engine = build_engine(settings, connect_llm=connect_llm if child else None)
         if local and engine.kb.stats()["documents"]:
-            if child is not None and (llm := child.llm(settings)) is not None:
-                engine = _engine_with(settings, engine, llm)
             # A model started for this command restores the saved prompt prefixes (a shared
             # server keeps its own warm); with nothing to search the model is never needed.
             engine.warm_up(follow_ups=len(args.questions) > 1)
@@ -189,12 +193,6 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if child is not None:
             child.stop()
-
-
-def _engine_with(settings: Settings, engine, llm):
-    from rag.compose import build_engine
-
-    return build_engine(settings, llm=llm, kb=engine.kb)
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -399,10 +397,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     from pydantic import ValidationError
 
-    from rag.knowledge_base import IndexMismatchError
-    from rag.knowledge_base.lock import WriterBusyError
-    from rag.llm import LLMError
-    from rag.models import ModelError
     from rag.security import install_log_redaction, redact
 
     install_log_redaction(None)
@@ -417,9 +411,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except ValidationError as exc:
         print(f"error: invalid setting: {redact(str(exc), settings)}", file=sys.stderr)
-    except (IndexMismatchError, ModelError, LLMError, WriterBusyError) as exc:
+    except _user_errors() as exc:
         print(f"error: {redact(str(exc), settings)}", file=sys.stderr)
     return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's to fix, reported in one line without a traceback. Imported
+    only when something went wrong: the knowledge base's module loads Chroma, which `rag ask`
+    must not wait for before it starts the model."""
+    from rag.knowledge_base import IndexMismatchError
+    from rag.knowledge_base.lock import WriterBusyError
+    from rag.llm import LLMError
+    from rag.models import ModelError
+
+    return IndexMismatchError, ModelError, LLMError, WriterBusyError
 
 
 if __name__ == "__main__":

@@ -113,14 +113,16 @@ def build_engine(
     llm: LLM | None = None,
     kb: KnowledgeBase | None = None,
     share_model: bool = False,
+    connect_llm: Callable[[], LLM] | None = None,
 ) -> Engine:
-    """An engine over the configured knowledge base; the LLM connects on first use
-    (`share_model`: see `build_llm`)."""
+    """An engine over the configured knowledge base; the LLM connects on first use, by
+    `connect_llm` when given (a model already loading elsewhere), else by `build_llm`
+    (`share_model`: see there)."""
     kb = kb or build_knowledge_base(settings)
     return Engine(
         settings,
         kb,
         llm=llm,
-        connect_llm=lambda: build_llm(settings, share=share_model),
+        connect_llm=connect_llm or (lambda: build_llm(settings, share=share_model)),
         verifier=lambda: build_verifier(settings, kb.embedder),
     )

@@ -397,6 +397,25 @@ def renumber(
     return CheckedAnswer(text, checked.refused, cited, verdicts), renumbered
 
 
+class StreamNumbering:
+    """Rewrites the marks of released answer text to the numbers the final answer gives them
+    (`renumber`: passages numbered in the order the answer first cites them), so a mark the
+    user already saw streamed does not change when the answer is final."""
+
+    def __init__(self) -> None:
+        self._numbers: dict[int, int] = {}
+
+    def feed(self, text: str) -> str:
+        def rewrite(match: re.Match[str]) -> str:
+            numbers = [
+                self._numbers.setdefault(n, len(self._numbers) + 1)
+                for n in mark_numbers(match.group(0))
+            ]
+            return "".join(f"[{n}]" for n in dict.fromkeys(numbers)) if numbers else match.group(0)
+
+        return CITATION.sub(rewrite, text)
+
+
 class StreamingCitationFilter:
     """Passes streamed text through, holding back a `[..` until it closes, and dropping citation
     marks that name no shown passage — so an invalid number is never displayed, even briefly."""

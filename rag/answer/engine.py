@@ -16,6 +16,7 @@ from rag import prompts
 from rag.answer.citations import (
     SentenceGate,
     StreamingCitationFilter,
+    StreamNumbering,
     build_citations,
     check_answer,
     renumber,
@@ -100,16 +101,19 @@ class Engine:
         return prompt_prefix()
 
     def warm_up(self, follow_ups: bool = True) -> None:
-        """Load the model and put the fixed prompt prefixes in the server's cache, so the first
-        question pays no start-up cost. With `follow_ups=False` the condense prompt is left to
-        `warm_up_rest()` (a first question never needs it; `rag serve` runs it once the
-        page is up). Errors surface later, on a real question."""
+        """Load the search side and the model, and put the fixed prompt prefixes in the
+        server's cache, so the first question pays no start-up cost. With `follow_ups=False`
+        the condense prompt is left to `warm_up_rest()` (a first question never needs it;
+        `rag serve` runs it once the page is up). Errors surface later, on a real question.
+
+        The search side loads first: while it does, a model still loading elsewhere (the
+        child process of `rag ask`) keeps loading instead of being waited for."""
         try:
+            self.retriever.retrieve("warm-up")  # loads the keyword index, runs the embedder
             self.llm.prime(warm_up_messages(self._prompt_prefix))
             self.llm_problem = None
             if follow_ups:
                 self.warm_up_rest()
-            self.retriever.retrieve("warm-up")  # loads the keyword index, runs the embedder
         except LLMError as exc:
             self.llm_problem = redact(str(exc), self.settings)
             log.warning("warm-up failed: %s", self.llm_problem)
@@ -205,6 +209,7 @@ class Engine:
         stream_filter = StreamingCitationFilter(p.n for p in passages)
         review = SupportReview(self.verifier, question_used, passages, decides=not retrieval.long)
         gate = SentenceGate(passages, question_used, admit=review.admit)
+        numbering = StreamNumbering()  # applied to released (whole) sentences only
         pieces: list[str] = []
         try:
             for piece in self.llm.stream(messages, max_tokens=self.settings.llm_max_tokens):
@@ -213,10 +218,10 @@ class Engine:
                 pieces.append(piece)
                 if text := gate.feed(stream_filter.feed(piece)):
                     timings.setdefault("first_shown_ms", elapsed())
-                    yield Token(text)
+                    yield Token(numbering.feed(text))
             if rest := gate.feed(stream_filter.flush()) + gate.flush():
                 timings.setdefault("first_shown_ms", elapsed())
-                yield Token(rest)
+                yield Token(numbering.feed(rest))
         except LLMError as exc:
             yield final("", False, error=redact(str(exc), self.settings), error_code="llm", **shown)
             return

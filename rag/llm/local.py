@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 SLOTS = 2  # server slots of the local model: the answer and the condense prompt prefixes
 KEPT_PREFIXES = 4  # saved prefix caches kept (~20 MB each for the shipped model)
+# Weights are used as stored, not repacked for the CPU's wider kernels at load: repacking
+# doubles the load time of a one-shot command and did not make answers faster on small CPUs
+# (benchmarks/results/latency-one-shot.md). Part of a saved prefix's key, since the kernels
+# that computed a KV cache differ with it.
+NO_WEIGHT_REPACK = True
 
 
 class LocalLLM(OpenAICompatibleLLM):
@@ -45,7 +50,12 @@ class LocalLLM(OpenAICompatibleLLM):
         self.shared = shared
         self._root = endpoint.base_url.rstrip("/").removesuffix("/v1")
         stat = gguf.stat() if gguf.is_file() else None
-        self._tag = [gguf.name, stat.st_size if stat else 0, settings.local_llm_ctx]
+        self._tag = [
+            gguf.name,
+            stat.st_size if stat else 0,
+            settings.local_llm_ctx,
+            *(["no-repack"] if NO_WEIGHT_REPACK else []),
+        ]
         self._cache_dir = prefix_cache_dir(settings)
         self._next_slot = 0
 
@@ -127,6 +137,8 @@ class LocalModelServer:
                 log.info("no prefix cache: cannot write %s", cache_dir)
         params.port = port
         params.verbosity = 0
+        params.no_extra_bufts = NO_WEIGHT_REPACK
+        params.warmup = False  # an empty warm-up decode: time at start, nothing cached by it
         threads = threads or model_threads()
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads

@@ -211,6 +211,18 @@ def test_warm_up_asks_a_model_without_a_prompt_cache_nothing(kb, settings):
     assert engine.retriever._reranker is not None  # the rest of the warm-up still ran
 
 
+def test_warm_up_loads_the_search_side_before_it_waits_for_the_model(kb, settings):
+    # `rag ask` loads the model in a child process: connecting waits for it, so everything
+    # that does not need the model must load first, while the child still loads
+    order = []
+    engine = Engine(settings, kb, connect_llm=lambda: order.append("model") or PrimingLLM())
+    search = engine.retriever.retrieve
+    engine.retriever.retrieve = lambda question: order.append("search") or search(question)
+    engine.warm_up(follow_ups=False)
+    assert order == ["search", "model"]
+    assert len(engine.llm.primed) == 1  # and the model was still primed
+
+
 def test_a_failing_warm_up_is_only_logged(kb, settings, caplog):
     class Unreachable(PrimingLLM):
         def prime(self, messages):
@@ -285,6 +297,29 @@ def test_build_engine_uses_the_given_parts(kb, settings):
     assert engine.kb is kb and engine.llm is llm
     _, result = run(engine, "Who was Russia's lead negotiator?")
     assert [c.n for c in result.citations] == [1]
+
+
+def test_streamed_marks_carry_the_numbers_of_the_final_answer(kb, settings):
+    question = "Who was Russia's lead negotiator?"
+    probe = Engine(settings, kb, FakeLLM())
+    passages = next(e for e in probe.answer(question) if isinstance(e, Sources)).passages
+    second = passages[1]  # cited alone: it becomes [1] in the final answer
+    sentence = next(  # one plain sentence of it, quoted, so supported
+        s for s in second.text.split(". ") if len(s.split()) >= 6 and not set(s) & set('\n“”"()')
+    )
+    llm = FakeLLM(f"{sentence} [{second.n}].")
+    events, result = run(Engine(settings, kb, llm), question)
+    streamed = "".join(e.text for e in events if isinstance(e, Token))
+    assert not result.refused and result.citations[0].text == second.text
+    assert result.citations[0].n == 1 and streamed.strip() == result.answer  # shown once, as is
+
+
+def test_stream_numbering_matches_renumbering_sentence_by_sentence():
+    from rag.answer.citations import StreamNumbering
+
+    numbering = StreamNumbering()
+    sentences = ["A [3]. ", "B [1][3]. ", "C [2-3]."]
+    assert "".join(map(numbering.feed, sentences)) == "A [1]. B [2][1]. C [3][1]."
 
 
 def test_citations_are_renumbered_in_order_of_first_use():
