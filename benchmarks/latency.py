@@ -624,8 +624,18 @@ def timed_ask(env: dict[str, str], question: str) -> dict:
     }
 
 
-def one_shot_case(env: dict[str, str], reps: int) -> dict:
-    runs = [timed_ask(env, SEED_QUESTION) for _ in range(reps)]
+# Asked (untimed) before each timed run against a running server: a server's slot keeps the
+# whole prompt of the last answer, so the same question asked again would be read from its
+# cache, a speed no user asking something new sees.
+OTHER_QUESTION = "How many prisoners were exchanged?"
+
+
+def one_shot_case(env: dict[str, str], reps: int, served: bool = False) -> dict:
+    runs = []
+    for _ in range(reps):
+        if served:
+            timed_ask(env, OTHER_QUESTION)
+        runs.append(timed_ask(env, SEED_QUESTION))
     ok = [r for r in runs if r["exit_code"] == 0]
     return {
         "n": len(runs),
@@ -658,7 +668,7 @@ def one_shot_benchmark(gguf: Path, data_dir: Path, reps: int) -> dict:
         try:
             if server.wait_for(ready, 600) is None:
                 raise RuntimeError(f"`rag {args[0]}` did not start:\n{server.output()}")
-            results[name] = one_shot_case(env, reps)
+            results[name] = one_shot_case(env, reps, served=True)
         finally:
             server.stop()
     results["load_average_at_end"] = load_averages()
@@ -705,7 +715,9 @@ def one_shot_blocks(results: dict) -> list[Block]:
             "p",
             f'`rag ask "{SEED_QUESTION}"`, a fresh process each time (after `rag setup` and '
             "`rag ingest seeds` on its data dir), timed from the process start to the first "
-            "byte of the streamed answer (its first token) and to its exit. Targets: median "
+            "byte of the streamed answer (its first token) and to its exit; with a server "
+            f'running, each timed run follows an untimed `rag ask "{OTHER_QUESTION}"`, so the '
+            "server has not just read the same prompt. Targets: median "
             f"wall time ≤ {fmt_ms(ONE_SHOT_TARGET_MS)}, time to first token ≤ "
             f"{fmt_ms(ONE_SHOT_TTFT_TARGET_MS)}. Load average during these runs: "
             f"{one_shot['load_average_at_start']} → {one_shot['load_average_at_end']}.",
