@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         description="a passage shown to the LLM is its chunk completed to whole sentences, "
         "reaching at most this far on each side (0: the chunk alone)",
     )
+    passage_sentences_after: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="whole sentences shown after each passage's own (where a definition's "
+        "default or condition often stands), within passage_context_chars",
+    )
     # Long questions (see long_question_words) join facts of several passages: 140 tokens held
     # one or two of them. The prompt prefix is cached, so passages are what costs time.
     long_question_context_tokens: int = Field(default=280, ge=32)

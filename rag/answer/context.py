@@ -34,29 +34,45 @@ def format_passage(passage: Passage) -> str:
     return header + " ".join(without_instructions(passage.text).split())
 
 
-def whole_sentences(text: str, start: int, end: int, reach: int) -> tuple[int, int]:
+def whole_sentences(
+    text: str, start: int, end: int, reach: int, sentences_after: int = 0
+) -> tuple[int, int]:
     """[start, end) widened to the sentences it cuts: back to where the sentence at `start`
     begins and on to where the one at `end` ends, each at most `reach` characters away (a
-    side with no sentence bound in reach is left as it is)."""
+    side with no sentence bound in reach is left as it is); then on by `sentences_after`
+    whole sentences more, as far as they end within `reach` of `end`."""
     if reach <= 0:
         return start, end
     lo = max(0, start - reach)
     bounds = [m.end() for m in _SENTENCE_END.finditer(text, lo, start)]
     new_start = bounds[-1] if bounds else (0 if lo == 0 else start)
-    hit = _SENTENCE_END.search(text, max(start, end - 1), min(len(text), end + reach))
+    limit = min(len(text), end + reach)
+    hit = _SENTENCE_END.search(text, max(start, end - 1), limit)
     new_end = hit.start() + len(hit.group(0).rstrip()) if hit else end
     if not hit and end + reach >= len(text):
         new_end = len(text)
-    return new_start, max(new_end, end)
+    new_end = max(new_end, end)
+    for _ in range(sentences_after if hit else 0):
+        following = len(text[new_end:]) - len(text[new_end:].lstrip())  # the space between
+        hit = _SENTENCE_END.search(text, new_end + following + 1, limit)
+        if hit:
+            new_end = hit.start() + len(hit.group(0).rstrip())
+        elif limit == len(text) and text[new_end:].strip():
+            new_end = len(text)  # the text's last sentence, with no end mark
+        else:
+            break
+    return new_start, new_end
 
 
-def _shown_range(candidate, document: LoadedDocument | None, reach: int) -> tuple[int, int, str]:
+def _shown_range(
+    candidate, document: LoadedDocument | None, reach: int, sentences_after: int
+) -> tuple[int, int, str]:
     node = candidate.node.node
     start, end = node.start_char_idx or 0, node.end_char_idx or 0
     chunk = node.get_content(metadata_mode="none")
     if document is None or document.text[start:end] != chunk:
         return start, end, chunk  # no stored text to widen from (or it no longer matches)
-    start, end = whole_sentences(document.text, start, end, reach)
+    start, end = whole_sentences(document.text, start, end, reach, sentences_after)
     return start, end, document.text[start:end]
 
 
@@ -95,7 +111,9 @@ def select_passages(
         if documents is not None and doc_id not in cache:
             cache[doc_id] = documents(doc_id, meta.get("content_hash"))
         document = cache.get(doc_id)
-        start, end, text = _shown_range(candidate, document, settings.passage_context_chars)
+        start, end, text = _shown_range(
+            candidate, document, settings.passage_context_chars, settings.passage_sentences_after
+        )
         overlapping = next(
             (
                 i

@@ -266,6 +266,40 @@ def test_long_questions_get_the_larger_passage_budget(settings):
     assert [p.n for p in long] == [1, 2, 3]
 
 
+@pytest.mark.parametrize(
+    ("text", "after", "shown"),
+    [
+        # a definition, then its default: the sentence after is what a question asks for
+        ("Intro. The width option sets columns. The default is 80. More. Last", 0,
+         "The width option sets columns."),
+        ("Intro. The width option sets columns. The default is 80. More. Last", 1,
+         "The width option sets columns. The default is 80."),
+        ("Intro. The width option sets columns. The default is 80. More. Last", 9,
+         "The width option sets columns. The default is 80. More. Last"),
+        # paragraphs end sentences too
+        ("Intro.\n\nThe width option\n\nDefault 80\n\nMore.", 1,
+         "The width option\n\nDefault 80"),
+    ],
+)  # fmt: skip
+def test_a_passage_is_its_chunk_in_whole_sentences_and_those_after(text, after, shown):
+    from rag.answer.context import whole_sentences
+
+    start = text.index("The width")
+    end = start + len("The width op")
+    low, high = whole_sentences(text, start, end, reach=400, sentences_after=after)
+    assert text[low:high] == shown
+
+
+def test_no_sentence_after_a_passage_reaches_beyond_its_reach():
+    from rag.answer.context import whole_sentences
+
+    text = "Intro. The width option sets columns. The default is 80 columns on a terminal. More."
+    start = text.index("The width")
+    end = start + len("The width op")
+    low, high = whole_sentences(text, start, end, reach=35, sentences_after=1)
+    assert text[low:high] == "The width option sets columns."
+
+
 def test_the_llm_is_connected_on_first_use_only(kb, settings):
     connected: list[FakeLLM] = []
 
