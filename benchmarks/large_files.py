@@ -47,9 +47,17 @@ def write_text(path: Path, size: int) -> None:
 
 
 def ingest(path: Path, data_dir: Path) -> dict:
-    """One `rag ingest` of one file; its wall time, CPU time, outcome and peak RSS."""
+    """One `rag ingest` of one file; its wall time, CPU time, outcome and peak RSS. The data
+    dir is new but set up, as after `make run` or `rag setup`: the embedder's int8 model is
+    derived (once per data dir) before the clock starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_DATA_DIR=str(data_dir), RAG_CONFIG=str(data_dir / "none.toml"))
+    subprocess.run(
+        [sys.executable, "-c", "from rag.models import minilm_dynamic_onnx_path as derive; "
+         f"derive(__import__('pathlib').Path({str(data_dir / 'models')!r}))"],
+        env=env,
+        check=True,
+    )  # fmt: skip
     out, err = data_dir.with_suffix(".out"), data_dir.with_suffix(".err")
     started = time.perf_counter()
     with out.open("w") as stdout_file, err.open("w") as stderr_file:
@@ -114,8 +122,9 @@ def main() -> int:
         (
             "p",
             run_line()
-            + " One file per run, each into a fresh data dir; wall time includes start-up and "
-            "the embedder load.",
+            + " One file per run, each into a fresh data dir where the embedder's int8 model "
+            "was already derived (as `rag setup` does); wall time includes start-up and the "
+            "embedder load.",
         ),
         ("table", headers, table),
     ]
