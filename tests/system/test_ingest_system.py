@@ -124,6 +124,21 @@ def test_minilm_puts_a_paraphrase_closer_than_an_unrelated_sentence(embedder):
     assert anchor @ paraphrase > anchor @ unrelated + 0.3
 
 
+def test_minilm_returns_each_vector_in_its_texts_place_whatever_the_batching(embedder):
+    # batches are grouped by wordpiece count, which character length predicts poorly in code
+    texts = [
+        "gss_init_sec_context(&minor, cred, &ctx, target_name, GSS_C_NO_OID, 0, 0)",
+        "The okapi walked slowly through the rainforest, eating leaves from the trees there.",
+        *(f"Short note number {i} about the prisoner exchange." for i in range(40)),
+        "speexenc --comp 4 --vbr --dtx input.wav output.spx",
+    ]
+    together = np.array(embedder.get_text_embedding_batch(texts))
+    alone = np.array([embedder.get_text_embedding_batch([t])[0] for t in texts])
+    # the int8 model's activation scales depend on the batch, so vectors agree closely, not
+    # exactly; a vector in another text's place would agree far less
+    assert ((together * alone).sum(axis=1) > 0.95).all()
+
+
 def test_retrieval_with_the_real_embedder_finds_the_negotiator(embedder, settings, seed_dir):
     kb = KnowledgeBase(settings, embedder)
     assert kb.ingest([seed_dir]).errors == []
