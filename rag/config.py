@@ -89,11 +89,12 @@ class Settings(BaseSettings):
         "reaching at most this far on each side (0: the chunk alone)",
     )
     passage_sentences_after: int = Field(
-        default=0,
+        default=1,
         ge=0,
         le=5,
-        description="whole sentences shown after each passage's own (where a definition's "
-        "default or condition often stands), within passage_context_chars",
+        description="for short questions, whole sentences shown after each passage's own "
+        "(where a definition's default or condition often stands), within "
+        "passage_context_chars",
     )
     # Long questions (see long_question_words) join facts of several passages: 140 tokens held
     # one or two of them. The prompt prefix is cached, so passages are what costs time.

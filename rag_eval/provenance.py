@@ -22,6 +22,8 @@ SETTINGS_THAT_MATTER = (
     "top_k",
     "context_tokens",
     "long_question_context_tokens",
+    "passage_context_chars",
+    "passage_sentences_after",
     "dense_weight",
     "keyword_weight",
     "min_dense_score",

@@ -87,6 +87,10 @@ def select_passages(
     sentences (with the stored document, `documents`), and two shown passages of one document
     that overlap become one."""
     parts = min(retrieval.parts, 3)
+    reach = settings.passage_context_chars
+    # a short question asks one thing, often stated just after what matched it; a long one
+    # joins facts from several passages, whose budget the sentences after would take
+    sentences_after = 0 if retrieval.long else settings.passage_sentences_after
     per_part = settings.long_question_context_tokens if retrieval.long else settings.context_tokens
     budget, top_k = per_part * parts, settings.top_k + parts - 1
     relevant = [
@@ -111,9 +115,7 @@ def select_passages(
         if documents is not None and doc_id not in cache:
             cache[doc_id] = documents(doc_id, meta.get("content_hash"))
         document = cache.get(doc_id)
-        start, end, text = _shown_range(
-            candidate, document, settings.passage_context_chars, settings.passage_sentences_after
-        )
+        start, end, text = _shown_range(candidate, document, reach, sentences_after)
         overlapping = next(
             (
                 i

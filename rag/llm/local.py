@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 SLOTS = 2  # server slots of the local model: the answer and the condense prompt prefixes
 KEPT_PREFIXES = 4  # saved prefix caches kept (~20 MB each for the shipped model)
 # Weights are used as stored, not repacked for the CPU's wider kernels at load: repacking
-# doubles the load time of a one-shot command and did not make answers faster on small CPUs
-# (benchmarks/results/latency-one-shot.md). Part of a saved prefix's key, since the kernels
-# that computed a KV cache differ with it.
+# nearly doubles the load a one-shot command pays on every run, and buys faster writing but
+# slower reading of the prompt, which about cancel for an answer's few hundred new prompt
+# tokens and short reply (benchmarks/results/model-load.md). Part of a saved prefix's key,
+# since the kernels that computed a KV cache differ with it.
 NO_WEIGHT_REPACK = True
 
 

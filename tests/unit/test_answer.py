@@ -300,6 +300,28 @@ def test_no_sentence_after_a_passage_reaches_beyond_its_reach():
     assert text[low:high] == "The width option sets columns."
 
 
+def test_a_short_question_sees_the_sentence_after_its_match_and_a_long_one_does_not(settings):
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    from rag.answer.context import select_passages
+    from rag.ingest.document import LoadedDocument
+    from rag.retrieval import Candidate, Retrieval
+
+    text = "Intro. The width option sets the columns. The default is 80. Unrelated."
+    document = LoadedDocument("d", text, "Manual")
+    start = text.index("The width")
+    node = TextNode(text=text[start : start + 20], id_="c0", metadata={"doc_id": "d"})
+    node.start_char_idx, node.end_char_idx = start, start + 20
+    candidates = [Candidate(NodeWithScore(node=node), 1.0, 0.5, 1.0)]
+    settings.passage_sentences_after = 1
+    shown = {
+        long: select_passages(Retrieval(candidates, long=long), settings, lambda *_: document)
+        for long in (False, True)
+    }
+    assert shown[False][0].text == "The width option sets the columns. The default is 80."
+    assert shown[True][0].text == "The width option sets the columns."
+
+
 def test_the_llm_is_connected_on_first_use_only(kb, settings):
     connected: list[FakeLLM] = []
 
