@@ -51,7 +51,7 @@ class MiniLMEmbedding(BaseEmbedding):
         )
         tokenizer = Tokenizer.from_file(str(minilm_tokenizer_path()))
         tokenizer.enable_truncation(MAX_WORDPIECES)
-        tokenizer.no_padding()  # batches are padded here, after grouping by length
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self._tokenizer = tokenizer
 
     @cached_property
@@ -59,41 +59,34 @@ class MiniLMEmbedding(BaseEmbedding):
         return {i.name for i in self._session.get_inputs()}
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        """Embed in batches of equal or near wordpiece counts, so little time goes into
-        padding (character length predicts wordpieces poorly in code and option names)."""
+        """Embed in batches of similar length, so little time goes into padding."""
         if not texts:
             return []
-        encodings = self._tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         size = self.embed_batch_size
         vectors: list[list[float]] = [[] for _ in texts]
         for start in range(0, len(order), size):
             batch = order[start : start + size]
-            embedded = self._embed_batch([encodings[i] for i in batch])
+            embedded = self._embed_batch([texts[i] for i in batch])
             for index, vector in zip(batch, embedded, strict=True):
                 vectors[index] = vector
         return vectors
 
-    def _hidden(self, encodings: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-        """The model's last hidden states for a batch, padded to its longest member."""
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)  # 0 is [PAD]
-        mask = np.zeros_like(ids)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
+    def _hidden(self, texts: list[str]) -> tuple[list[Any], np.ndarray, np.ndarray]:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        return mask, self._session.run(None, feeds)[0]
+        return encodings, mask, self._session.run(None, feeds)[0]
 
     def token_states(self, texts: list[str]) -> list[tuple[list[str], np.ndarray]]:
         """Each text's wordpieces and their normalised states: what the verifier's token
         alignment (MaxSim) reads (rag.answer.verifier.signals.TokenEncoder)."""
         if not texts:
             return []
-        encodings = self._tokenizer.encode_batch(texts)
-        mask, hidden = self._hidden(encodings)
+        encodings, mask, hidden = self._hidden(texts)
         hidden = hidden / np.clip(np.linalg.norm(hidden, axis=2, keepdims=True), 1e-12, None)
         out = []
         for i, encoding in enumerate(encodings):
@@ -101,8 +94,8 @@ class MiniLMEmbedding(BaseEmbedding):
             out.append((list(encoding.tokens[:n]), hidden[i, :n]))
         return out
 
-    def _embed_batch(self, encodings: list[Any]) -> list[list[float]]:
-        mask, hidden = self._hidden(encodings)
+    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        _, mask, hidden = self._hidden(texts)
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
