@@ -28,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from rag.models import minilm_dynamic_onnx_path  # noqa: E402
 from rag_eval.provenance import run_line  # noqa: E402
 from rag_eval.report import render_markdown  # noqa: E402
 
@@ -52,12 +53,7 @@ def ingest(path: Path, data_dir: Path) -> dict:
     derived (once per data dir) before the clock starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_DATA_DIR=str(data_dir), RAG_CONFIG=str(data_dir / "none.toml"))
-    subprocess.run(
-        [sys.executable, "-c", "from rag.models import minilm_dynamic_onnx_path as derive; "
-         f"derive(__import__('pathlib').Path({str(data_dir / 'models')!r}))"],
-        env=env,
-        check=True,
-    )  # fmt: skip
+    minilm_dynamic_onnx_path(data_dir / "models")
     out, err = data_dir.with_suffix(".out"), data_dir.with_suffix(".err")
     started = time.perf_counter()
     with out.open("w") as stdout_file, err.open("w") as stderr_file:

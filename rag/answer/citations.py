@@ -385,16 +385,22 @@ def renumber(
     order += [p.n for p in passages if p.n not in order]
     new = {old: i for i, old in enumerate(order, start=1)}
     by_number = {p.n: p for p in passages}
-
-    def rewrite(match: re.Match[str]) -> str:
-        numbers = [new[n] for n in mark_numbers(match.group(0)) if n in new]
-        return "".join(f"[{n}]" for n in dict.fromkeys(numbers)) if numbers else match.group(0)
-
     renumbered = [replace(by_number[old], n=new[old]) for old in order]
     cited = {new[n]: sentences for n, sentences in checked.cited.items()}
     verdicts = [replace(v, citations=[new[n] for n in v.citations]) for v in checked.verdicts]
-    text = CITATION.sub(rewrite, answer)
+    text = _renumbered_marks(answer, new.get)
     return CheckedAnswer(text, checked.refused, cited, verdicts), renumbered
+
+
+def _renumbered_marks(text: str, new_number: Callable[[int], int | None]) -> str:
+    """Each citation mark of `text` written as [a][b] with its new numbers (None: dropped); a
+    mark left with none stays as it was."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        numbers = [m for n in mark_numbers(match.group(0)) if (m := new_number(n)) is not None]
+        return "".join(f"[{n}]" for n in dict.fromkeys(numbers)) if numbers else match.group(0)
+
+    return CITATION.sub(rewrite, text)
 
 
 class StreamNumbering:
@@ -406,14 +412,9 @@ class StreamNumbering:
         self._numbers: dict[int, int] = {}
 
     def feed(self, text: str) -> str:
-        def rewrite(match: re.Match[str]) -> str:
-            numbers = [
-                self._numbers.setdefault(n, len(self._numbers) + 1)
-                for n in mark_numbers(match.group(0))
-            ]
-            return "".join(f"[{n}]" for n in dict.fromkeys(numbers)) if numbers else match.group(0)
-
-        return CITATION.sub(rewrite, text)
+        return _renumbered_marks(
+            text, lambda n: self._numbers.setdefault(n, len(self._numbers) + 1)
+        )
 
 
 class StreamingCitationFilter:

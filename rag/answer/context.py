@@ -25,6 +25,7 @@ DocumentLookup = Callable[[str, str | None], LoadedDocument | None]  # (doc_id, 
 # Where a sentence ends (and the next may begin): after . ! ? (and closing quotes or brackets)
 # followed by white space, or at a paragraph break.
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+|\n\s*\n")
+_SPACE = re.compile(r"\s*")
 
 
 def format_passage(passage: Passage) -> str:
@@ -53,11 +54,11 @@ def whole_sentences(
         new_end = len(text)
     new_end = max(new_end, end)
     for _ in range(sentences_after if hit else 0):
-        following = len(text[new_end:]) - len(text[new_end:].lstrip())  # the space between
-        hit = _SENTENCE_END.search(text, new_end + following + 1, limit)
+        next_start = _SPACE.match(text, new_end).end()  # past the space between
+        hit = _SENTENCE_END.search(text, next_start + 1, limit)
         if hit:
             new_end = hit.start() + len(hit.group(0).rstrip())
-        elif limit == len(text) and text[new_end:].strip():
+        elif limit == len(text) and next_start < len(text):
             new_end = len(text)  # the text's last sentence, with no end mark
         else:
             break
