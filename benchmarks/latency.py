@@ -590,12 +590,12 @@ def rag_command(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "rag"), *args]
 
 
-def timed_ask(env: dict[str, str], question: str) -> dict:
-    """One `rag ask QUESTION` process, timed from its start: to the first byte of the streamed
-    answer on stdout (its first token) and to its exit."""
+def timed_ask(env: dict[str, str], question: str, *options: str) -> dict:
+    """One `rag ask [OPTIONS] QUESTION` process, timed from its start: to the first byte of
+    the streamed answer on stdout (its first token) and to its exit."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        rag_command("ask", question),
+        rag_command("ask", *options, question),
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -630,12 +630,14 @@ def timed_ask(env: dict[str, str], question: str) -> dict:
 OTHER_QUESTION = "How many prisoners were exchanged?"
 
 
-def one_shot_case(env: dict[str, str], reps: int, served: bool = False) -> dict:
+def one_shot_case(
+    env: dict[str, str], reps: int, served: bool = False, options: Sequence[str] = ()
+) -> dict:
     runs = []
     for _ in range(reps):
         if served:
-            timed_ask(env, OTHER_QUESTION)
-        runs.append(timed_ask(env, SEED_QUESTION))
+            timed_ask(env, OTHER_QUESTION, *options)
+        runs.append(timed_ask(env, SEED_QUESTION, *options))
     ok = [r for r in runs if r["exit_code"] == 0]
     return {
         "n": len(runs),
@@ -650,7 +652,8 @@ def one_shot_benchmark(gguf: Path, data_dir: Path, reps: int) -> dict:
     """`rag ask "<seed question>"` as a user runs it once, a fresh process each time, after
     `rag setup` and `rag ingest seeds`: (a) cold, starting its own model server (nothing on the
     shared port), (b) with a `rag llm-server` running on the shared port, (c) with a `rag
-    serve` running (which shares its model on that port)."""
+    serve` running (which shares its model on that port): the question handed to it (same data
+    dir and settings), and answered in the `rag ask` process with its model (`--no-server`)."""
     env = rag_env(gguf, data_dir)
     subprocess.run(rag_command("setup"), cwd=REPO, env=env, check=True, capture_output=True)
     subprocess.run(
@@ -659,16 +662,18 @@ def one_shot_benchmark(gguf: Path, data_dir: Path, reps: int) -> dict:
     results: dict[str, Any] = {"reps": reps, "load_average_at_start": load_averages()}
     log(f"one-shot: rag ask, own model server x{reps}")
     results["own_server"] = one_shot_case(env, reps)
-    for name, args, ready in (
-        ("llm_server", ("llm-server",), r"serving \S+ at"),
-        ("serve", ("serve", "--port", str(free_port())), r"ready at"),
+    env = {**env, "RAG_PORT": str(free_port())}  # where `rag serve` listens and `rag ask` looks
+    for cases, args, ready in (
+        ({"llm_server": ()}, ("llm-server",), r"serving \S+ at"),
+        ({"serve": (), "serve_no_server": ("--no-server",)}, ("serve",), r"ready at"),
     ):
-        log(f"one-shot: rag ask, with `rag {args[0]}` running x{reps}")
         server = Watched(rag_command(*args), env, REPO)
         try:
             if server.wait_for(ready, 600) is None:
                 raise RuntimeError(f"`rag {args[0]}` did not start:\n{server.output()}")
-            results[name] = one_shot_case(env, reps, served=True)
+            for name, options in cases.items():
+                log(f"one-shot: rag ask {' '.join(options)}, with `rag {args[0]}` running x{reps}")
+                results[name] = one_shot_case(env, reps, served=True, options=options)
         finally:
             server.stop()
     results["load_average_at_end"] = load_averages()
@@ -683,7 +688,8 @@ def one_shot_rows(one_shot: dict) -> list[list[str]]:
     for key, label in (
         ("own_server", "cold, starts its own model server"),
         ("llm_server", "with `rag llm-server` running"),
-        ("serve", "with `rag serve` running"),
+        ("serve", "with `rag serve` running: answered by it"),
+        ("serve_no_server", "with `rag serve` running, `--no-server`: answered here, its model"),
     ):
         case = one_shot.get(key)
         if not case:
@@ -705,7 +711,7 @@ def one_shot_blocks(results: dict) -> list[Block]:
     answers = sorted(
         {
             r["answer"]
-            for case in ("own_server", "llm_server", "serve")
+            for case in ("own_server", "llm_server", "serve", "serve_no_server")
             for r in one_shot.get(case, {}).get("runs", [])
         }
     )

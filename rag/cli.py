@@ -163,6 +163,13 @@ def stream_answer(engine, question: str, history: list[Turn], echo: bool) -> Ans
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.server.client import ServedEngine
+
+    # A `rag serve` on this machine with the same store and settings has everything warm.
+    served = ServedEngine.find(settings) if args.server else None
+    if served is not None:
+        return ask_all(served, args)
+
     from rag.llm.local import ModelProcess
 
     local = settings.uses_local_llm
@@ -181,18 +188,23 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             # A model started for this command restores the saved prompt prefixes (a shared
             # server keeps its own warm); with nothing to search the model is never needed.
             engine.warm_up(follow_ups=len(args.questions) > 1)
-        history: list[Turn] = []
-        status = 0
-        for question in args.questions:
-            result = stream_answer(engine, question, history, echo=not args.json)
-            if args.json:
-                print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
-            status = status or (1 if result.error else 0)
-            history.append(Turn(question, result.answer))
-        return status
+        return ask_all(engine, args)
     finally:
         if child is not None:
             child.stop()
+
+
+def ask_all(engine, args: argparse.Namespace) -> int:
+    """The questions of one `rag ask`, as one conversation; 1 if any failed."""
+    history: list[Turn] = []
+    status = 0
+    for question in args.questions:
+        result = stream_answer(engine, question, history, echo=not args.json)
+        if args.json:
+            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+        status = status or (1 if result.error else 0)
+        history.append(Turn(question, result.answer))
+    return status
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
@@ -330,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer questions; successive ones are one conversation")
     p.add_argument("questions", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON object per turn")
+    p.add_argument(
+        "--server",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="let a `rag serve` running on this machine (RAG_PORT) answer, when it searches "
+        "the same documents with the same settings (default: yes)",
+    )
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="interactive chat in the terminal")

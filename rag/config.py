@@ -6,6 +6,8 @@ defaults. The OpenAI conventions `OPENAI_API_KEY` / `OPENAI_BASE_URL` are honour
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -20,6 +22,19 @@ from pydantic_settings import (
 
 SHIPPED_EMBED_MODEL = "all-MiniLM-L6-v2-int8-dynamic-onnx"
 SHIPPED_LLM_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+
+
+# Settings that change neither what is searched nor what is answered: how a process serves,
+# waits and authenticates. Two processes whose other settings agree give the same answers.
+SERVING_ONLY = frozenset(
+    {
+        *("host", "port", "auth", "api_key", "max_upload_mb", "max_upload_files"),
+        *("llm_api_key", "embed_api_key", "judge_base_url", "judge_model", "judge_api_key"),
+        *("llm_timeout", "llm_max_retries", "llm_connect_timeout", "llm_first_token_timeout"),
+        *("local_llm_first_token_timeout", "local_llm_port", "local_llm_threads"),
+        "data_dir",  # stands in the store's location below
+    }
+)
 
 
 def _config_file() -> Path:
@@ -162,6 +177,20 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    def answer_fingerprint(self) -> str:
+        """Equal for two processes that search the same store with the same settings, so give
+        the same answers (`rag ask` then lets a running `rag serve` answer for it). Paths are
+        made absolute: the same relative data dir in another folder is another store."""
+        fields = self.model_dump(mode="json", exclude=set(SERVING_ONLY))
+        for name, value in fields.items():
+            if isinstance(getattr(self, name), Path):
+                fields[name] = str(Path(value).resolve())
+        # with a Chroma server the store is the server's; a local data dir then holds only
+        # derived files (keyword indexes, models) that follow it
+        fields["store"] = self.chroma_url or str(self.data_dir.resolve())
+        text = json.dumps(fields, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @cache

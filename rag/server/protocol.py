@@ -139,6 +139,8 @@ def rag_fields(result: AnswerResult) -> dict[str, Any]:
         "question_used": result.question_used,
         "sentences": answer["sentences"],
         "answerability": answer["answerability"],
+        "timings": answer["timings"],
+        "tokens": answer["tokens"],
     }
 
 

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.routing import BaseRoute
 
 from rag.config import Settings
-from rag.events import Final, Token
+from rag.events import Final, Searching, Token
 from rag.security import api_refusal, redact
 from rag.server import protocol
 from rag.server.protocol import BadRequest
@@ -98,6 +98,9 @@ def api_routes(engine: Any, settings: Settings, concurrency: int = 4) -> list[Ba
             "name": settings.collection,
             "documents": stats.get("documents"),
             "chunks": stats.get("chunks"),
+            # lets `rag ask` on this machine hand its question over only when it would have
+            # searched the same store with the same settings
+            "settings": settings.answer_fingerprint(),
         }
         return JSONResponse(protocol.model_list(kb))
 
@@ -169,6 +172,9 @@ def api_routes(engine: Any, settings: Settings, concurrency: int = 4) -> list[Ba
                         return
                     if chat.draft and isinstance(event, Token) and event.text:
                         yield _sse(protocol.chunk(cid, created, {"draft": event.text}))
+                    elif chat.draft and isinstance(event, Searching):
+                        searched = {"question_used": event.question_used}
+                        yield _sse(protocol.chunk(cid, created, {}, **searched))
                     event = await anext(events)
             except StopAsyncIteration:
                 message = "the engine ended without an answer"

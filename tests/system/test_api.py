@@ -41,11 +41,12 @@ class Process(Watched):
         return match
 
 
-def rag_cli(deployment: dict, bin_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """`rag ARGS` as a third process of the deployment (its own data dir, the shared store)."""
+def rag_cli(deployment: dict, bin_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`rag ARGS` as a third process of the deployment (its own data dir, the shared store),
+    with more `RAG_*` settings in `env`."""
     return subprocess.run(
         [str(bin_dir / "rag"), *args],
-        env=deployment["env"]("cli"),
+        env={**deployment["env"]("cli"), **env},
         cwd=deployment["root"],
         capture_output=True,
         text=True,
@@ -217,6 +218,27 @@ def test_a_wrong_or_missing_key_is_refused(ingested):
         assert raised.value.status_code == 401
         assert raised.value.body["code"] == "invalid_api_key"
         assert KEY not in str(raised.value)
+
+
+def test_rag_ask_hands_its_question_to_the_running_serve(ingested, bin_dir):
+    """`rag ask` on the machine of a `rag serve` that searches the same store with the same
+    settings sends it the question and prints its answer in its own format."""
+    from urllib.parse import urlparse
+
+    port = str(urlparse(ingested["a"]).port)
+    asked = rag_cli(ingested, bin_dir, "-v", "ask", "--json", QUESTION, RAG_PORT=port)
+    assert asked.returncode == 0, asked.stderr
+    assert f"answering through the rag serve at http://127.0.0.1:{port}" in asked.stderr
+    assert "starting local model" not in asked.stderr  # nothing loaded here
+    result = json.loads(asked.stdout)
+    assert result["reason"] != "no_documents" and result["timings"]
+    check_citations(result["answer"], result["citations"], result["refused"])
+
+    # settings the server does not answer with: answered here, from the same store
+    here = rag_cli(ingested, bin_dir, "-v", "ask", "--json", QUESTION, RAG_PORT=port, RAG_TOP_K="2")
+    assert here.returncode == 0, here.stderr
+    assert "has other settings: answering here" in here.stderr
+    assert json.loads(here.stdout)["reason"] != "no_documents"
 
 
 def curl(*args: str) -> subprocess.CompletedProcess:
