@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,6 +35,19 @@ KEYWORD_SCHEMA = 2
 def index_folder(data_dir: Path, collection: str, fingerprint: str) -> Path:
     """Where the keyword indexes of this corpus version are persisted."""
     return data_dir / "bm25" / f"{collection}-{fingerprint}.k{KEYWORD_SCHEMA}"
+
+
+def older_versions(folder: Path) -> list[Path]:
+    """The other persisted versions of the same collection's indexes: named as `index_folder`
+    names them, so a collection whose name extends this one's ("docs-old" beside "docs") keeps
+    its own."""
+    collection = folder.name.rsplit("-", 1)[0]
+    version = re.compile(re.escape(collection) + r"-[0-9a-f]{16}(?:\.k\d+)?")
+    return [
+        old
+        for old in folder.parent.glob(f"{collection}-*")
+        if old != folder and version.fullmatch(old.name)
+    ]
 
 
 def chunk_keyword_text(node: TextNode) -> str:
@@ -240,10 +254,8 @@ def load_or_build(kb, folder: Path, section_chunks: int) -> KeywordIndexes | Non
     shutil.rmtree(scratch, ignore_errors=True)
     for retriever, path in zip(retrievers, (scratch, scratch / section_folder.name), strict=True):
         retriever.persist(str(path), show_progress=False)
-    prefix = folder.name.rsplit("-", 1)[0]
-    for old in folder.parent.glob(f"{prefix}-*"):
-        if old != folder:
-            shutil.rmtree(old, ignore_errors=True)
+    for old in older_versions(folder):
+        shutil.rmtree(old, ignore_errors=True)
     if folder.is_dir() and not section_folder.is_dir():  # an incomplete older write
         shutil.rmtree(folder, ignore_errors=True)
     try:

@@ -358,3 +358,17 @@ def test_an_index_persisted_with_another_keyword_schema_is_rebuilt(settings, mon
     assert built, "the index was loaded from the older version instead of rebuilt"
     assert [p.name for p in (settings.data_dir / "bm25").iterdir()] != [old.name]
     assert not old.exists()  # the older version is removed
+
+
+def test_replacing_a_keyword_index_keeps_another_collections_whose_name_extends_it(tmp_path):
+    """Only older versions of the same collection go: "docs-old" is not a version of "docs"."""
+    from rag.retrieval.keyword import index_folder, older_versions
+
+    current = index_folder(tmp_path, "docs", "0123456789abcdef")
+    older = index_folder(tmp_path, "docs", "fedcba9876543210")
+    before_schemas = tmp_path / "bm25" / "docs-00000000aaaaaaaa"
+    neighbour = index_folder(tmp_path, "docs-old", "0123456789abcdef")
+    for folder in (current, older, before_schemas, neighbour):
+        folder.mkdir(parents=True)
+    assert sorted(older_versions(current)) == sorted([older, before_schemas])
+    assert older_versions(neighbour) == []
