@@ -87,8 +87,8 @@ class ServedEngine:
                 return
         except urllib.error.HTTPError as exc:
             message, code = _error_of(exc)
-        except (OSError, ValueError) as exc:
-            message, code = f"the rag serve at {self.base_url} stopped answering: {exc}", "llm"
+        except (OSError, ValueError, LookupError, TypeError) as exc:  # gone, or not its reply
+            message, code = f"the rag serve at {self.base_url} stopped answering: {exc!r}", "llm"
         yield Final(_failed(question, message, code))
 
     def _events(self, question: str, response: Any) -> Iterator[Event]:

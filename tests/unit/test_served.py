@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def served_engine(kb, settings) -> Iterator[tuple[Engine, object]]:
+def served_engine(kb, settings, llm=None) -> Iterator[tuple[Engine, object]]:
     """The engine behind /v1 on a free port, and the settings a `rag ask` beside it reads."""
     import uvicorn
     from fastapi import FastAPI
@@ -38,7 +38,7 @@ def served_engine(kb, settings) -> Iterator[tuple[Engine, object]]:
     from rag.server import api_routes
 
     settings = settings.model_copy(update={"port": free_port()})
-    engine = Engine(settings, kb, FakeLLM(DRAFT, DRAFT, DRAFT))
+    engine = Engine(settings, kb, llm or FakeLLM(DRAFT, DRAFT, DRAFT))
     app = FastAPI(routes=api_routes(engine, settings))
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning")
@@ -112,3 +112,11 @@ def test_a_question_the_server_refuses_is_an_error_result(serving):
     served = ServedEngine.find(settings)
     (final,) = served.answer("why " * 400, [])
     assert final.result.error and final.result.error_code == "question_too_long"
+
+
+def test_an_answer_that_breaks_on_the_server_is_an_error_result(kb, settings):
+    broken = FakeLLM(RuntimeError("socket closed"))
+    with served_engine(kb, settings, broken) as (_, served_settings):
+        events = list(ServedEngine.find(served_settings).answer(QUESTION, []))
+    final = events[-1]
+    assert isinstance(final, Final) and final.result.error and not final.result.answer
