@@ -141,6 +141,7 @@ class LocalModelServer:
         params.no_extra_bufts = NO_WEIGHT_REPACK
         params.warmup = False  # an empty warm-up decode: time at start, nothing cached by it
         threads = threads or model_threads()
+        log.info("model %s on %d threads", gguf.name, threads)
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         self._server = xllamacpp.Server(params)
