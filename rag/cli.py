@@ -17,6 +17,13 @@ from rag.events import AnswerResult, Final, Searching, Token, Turn
 DEFAULT_DOCS = Path("seeds")
 VERBOSE_HELP = "log what happens, debug lines included (default: warnings and errors only)"
 NO_WAIT_HELP = "fail at once, instead of waiting, while another rag process is writing"
+SERVER_FLAG = ("--server",)
+SERVER_OPTIONS = {
+    "action": argparse.BooleanOptionalAction,
+    "default": True,
+    "help": "let a `rag serve` running on this machine (RAG_PORT) answer, when it searches "
+    "the same documents with the same settings (default: yes)",
+}
 
 
 def configure_logging(verbose: bool) -> None:
@@ -162,11 +169,16 @@ def stream_answer(engine, question: str, history: list[Turn], echo: bool) -> Ans
     raise AssertionError("answer() ended without a Final event")
 
 
-def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+def _served(args: argparse.Namespace, settings: Settings):
+    """A `rag serve` on this machine with the same store and settings (it has everything
+    warm), unless `--no-server`."""
     from rag.server.client import ServedEngine
 
-    # A `rag serve` on this machine with the same store and settings has everything warm.
-    served = ServedEngine.find(settings) if args.server else None
+    return ServedEngine.find(settings) if args.server else None
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    served = _served(args, settings)
     if served is not None:
         return ask_all(served, args)
 
@@ -208,8 +220,10 @@ def ask_all(engine, args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    engine = _engine(settings, with_llm=True)
-    engine.warm_up()
+    engine = _served(args, settings)
+    if engine is None:
+        engine = _engine(settings, with_llm=True)
+        engine.warm_up()
     print("Ask about your documents (empty line or Ctrl-D to quit, /new for a new chat).")
     history: list[Turn] = []
     while True:
@@ -342,16 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer questions; successive ones are one conversation")
     p.add_argument("questions", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON object per turn")
-    p.add_argument(
-        "--server",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="let a `rag serve` running on this machine (RAG_PORT) answer, when it searches "
-        "the same documents with the same settings (default: yes)",
-    )
+    p.add_argument(*SERVER_FLAG, **SERVER_OPTIONS)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="interactive chat in the terminal")
+    p.add_argument(*SERVER_FLAG, **SERVER_OPTIONS)
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("serve", help="serve the chat page")

@@ -241,6 +241,25 @@ def test_rag_ask_hands_its_question_to_the_running_serve(ingested, bin_dir):
     assert json.loads(here.stdout)["reason"] != "no_documents"
 
 
+def test_rag_chat_talks_to_the_running_serve(ingested, bin_dir):
+    from urllib.parse import urlparse
+
+    port = str(urlparse(ingested["b"]).port)
+    chat = subprocess.run(
+        [str(bin_dir / "rag"), "-v", "chat"],
+        input=f"{QUESTION}\n\n",
+        env={**ingested["env"]("cli"), "RAG_PORT": port},
+        cwd=ingested["root"],
+        capture_output=True,
+        text=True,
+        timeout=ANSWER_TIMEOUT,
+    )
+    assert chat.returncode == 0, chat.stderr
+    assert f"answering through the rag serve at http://127.0.0.1:{port}" in chat.stderr
+    answer = chat.stdout.split("> ", 1)[1]  # after the first prompt
+    assert "[1]" in answer or prompts.refusal_text() in answer
+
+
 def curl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["curl", "-sS", "--max-time", str(int(ANSWER_TIMEOUT)), *args],
