@@ -17,13 +17,6 @@ from rag.events import AnswerResult, Final, Searching, Token, Turn
 DEFAULT_DOCS = Path("seeds")
 VERBOSE_HELP = "log what happens, debug lines included (default: warnings and errors only)"
 NO_WAIT_HELP = "fail at once, instead of waiting, while another rag process is writing"
-SERVER_FLAG = ("--server",)
-SERVER_OPTIONS = {
-    "action": argparse.BooleanOptionalAction,
-    "default": True,
-    "help": "let a `rag serve` running on this machine (RAG_PORT) answer, when it searches "
-    "the same documents with the same settings (default: yes)",
-}
 
 
 def configure_logging(verbose: bool) -> None:
@@ -329,6 +322,16 @@ def _exit_now(status: int) -> None:
     os._exit(status)
 
 
+def _add_server_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="let a `rag serve` running on this machine (RAG_PORT) answer, when it searches "
+        "the same documents with the same settings (default: yes)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
@@ -356,11 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer questions; successive ones are one conversation")
     p.add_argument("questions", nargs="+")
     p.add_argument("--json", action="store_true", help="one JSON object per turn")
-    p.add_argument(*SERVER_FLAG, **SERVER_OPTIONS)
+    _add_server_flag(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="interactive chat in the terminal")
-    p.add_argument(*SERVER_FLAG, **SERVER_OPTIONS)
+    _add_server_flag(p)
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("serve", help="serve the chat page")

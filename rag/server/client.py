@@ -19,16 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from rag.config import Settings
-from rag.events import (
-    AnswerResult,
-    Citation,
-    Event,
-    Final,
-    Searching,
-    SentenceVerdict,
-    Token,
-    Turn,
-)
+from rag.events import AnswerResult, Event, Final, Searching, Token, Turn
+from rag.server import protocol
 
 log = logging.getLogger(__name__)
 
@@ -107,28 +99,13 @@ class ServedEngine:
             (choice,) = chunk["choices"]
             content += choice["delta"].get("content") or ""
             if choice["finish_reason"]:
-                yield Final(_result(question, content, chunk))
+                yield Final(protocol.answer_result(question, content, chunk))
                 return
             if "question_used" in chunk:
                 yield Searching(chunk["question_used"])
             if choice["delta"].get("draft"):
                 yield Token(choice["delta"]["draft"])
         yield Final(_failed(question, f"the rag serve at {self.base_url} ended without an answer"))
-
-
-def _result(question: str, content: str, final: dict[str, Any]) -> AnswerResult:
-    return AnswerResult(
-        answer=content,
-        refused=final["refused"],
-        citations=[Citation(**citation) for citation in final["citations"]],
-        question=question,
-        question_used=final["question_used"],
-        timings=final.get("timings", {}),
-        tokens=final.get("tokens", {}),
-        reason=final.get("reason"),
-        sentences=[SentenceVerdict(**s) for s in final.get("sentences", [])],
-        answerability=final.get("answerability"),
-    )
 
 
 def _failed(question: str, message: str | None, code: str | None = None) -> AnswerResult:

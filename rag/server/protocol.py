@@ -1,6 +1,7 @@
 """The OpenAI chat-completions wire format, both ways: a request's messages become the question
 and the history `Engine.answer()` takes; an `AnswerResult` becomes a completion, or the chunks
-of a streamed one. Pure functions: no web framework, no engine (docs/API.md is the contract)."""
+of a streamed one, and back into a result for a client. Pure functions: no web framework, no
+engine (docs/API.md is the contract)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import asdict, dataclass
 from itertools import pairwise
 from typing import Any
 
-from rag.events import AnswerResult, Turn
+from rag.events import AnswerResult, Citation, SentenceVerdict, Turn
 
 MODEL_ID = "rag"
 CITATION_FIELDS = (
@@ -142,6 +143,23 @@ def rag_fields(result: AnswerResult) -> dict[str, Any]:
         "timings": answer["timings"],
         "tokens": answer["tokens"],
     }
+
+
+def answer_result(question: str, content: str, fields: dict[str, Any]) -> AnswerResult:
+    """The result again, from a completion's content and rag's fields (`rag_fields`): what a
+    client of the API (`rag.server.client`) hands its shell."""
+    return AnswerResult(
+        answer=content,
+        refused=fields["refused"],
+        citations=[Citation(**citation) for citation in fields["citations"]],
+        question=question,
+        question_used=fields["question_used"],
+        timings=fields.get("timings", {}),
+        tokens=fields.get("tokens", {}),
+        reason=fields.get("reason"),
+        sentences=[SentenceVerdict(**s) for s in fields.get("sentences", [])],
+        answerability=fields.get("answerability"),
+    )
 
 
 def completion(result: AnswerResult, cid: str, created: int | None = None) -> dict[str, Any]:
