@@ -68,9 +68,13 @@ _NUMBER_ABBREVIATIONS = {"no", "nos", "vol", "pp", "p", "art"}
 _BOUNDARY = re.compile(rf"[.!?]+[\"'\u201d\u2019)]*(?:\s*{CITATION.pattern})*(?=\s|$)")
 _PREV_WORD = re.compile(r"([\w.]+)$")
 # A passage sentence: up to and including its end punctuation (a decimal point is not one).
-# A sentence ends at . ! ? followed by white space (or a closing quote or bracket) or the end:
-# the point in "2.7 km", "version 0.21" or "example.com" is inside it.
-_PASSAGE_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?![\s\"'”’)]|$))+(?:[.!?]+[\"'”’)]*|$)")
+# A sentence ends at . ! ? followed by white space (or a closing quote or bracket), at the end,
+# or at a line break unless the next line goes on in lower case (a hard-wrapped paragraph of a
+# text file): the point in "2.7 km", "version 0.21" or "example.com" is inside it, and a line
+# with no end mark (a heading, a table row, an item of an option list) is a sentence of its own.
+_PASSAGE_SENTENCE = re.compile(
+    r"(?:[^.!?\n]|\n(?=[ \t]*[a-z])|[.!?]+(?![\s\"'”’)]|$))+(?:[.!?]+[\"'”’)]*|(?=\n)|$)"
+)
 
 
 def split_sentences(answer: str) -> list[str]:

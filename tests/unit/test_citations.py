@@ -173,6 +173,27 @@ def test_a_command_line_option_is_matched_whole_and_the_citation_names_its_page(
     assert check_answer_with("Add -lspeex-static [2].", shown, question).refused
 
 
+def test_a_table_row_that_holds_the_claim_gives_the_citation_its_page():
+    """A passage of a status-code table runs over a page break; the row that answers is on the
+    first page and has no end mark, and the citation's span and page are that row's."""
+    from rag.answer.citations import build_citations
+
+    first = "GSS_S_CREDENTIALS_EXPIRED 11 Expired credentials GSS_S_CONTEXT_EXPIRED 12 Expired"
+    text = f"{first}\n\nGSS_S_FAILURE 13 Miscellaneous failure of the routine (see text)"
+    page_break = 100 + text.index("GSS_S_FAILURE")
+    shown = [
+        Passage(
+            1, "c1", "gss.pdf", "GSS", text, 100, 100 + len(text), page=20,
+            page_starts=(page_break,),
+        )
+    ]  # fmt: skip
+    question = "What value in the routine error field does GSS_S_CONTEXT_EXPIRED have?"
+    checked = check_answer_with("GSS_S_CONTEXT_EXPIRED is 12 [1].", shown, question)
+    [citation] = build_citations(checked, shown)
+    assert (citation.start, citation.end) == (100, 100 + len(first))
+    assert citation.page == 20
+
+
 def test_of_passages_that_each_hold_a_sentences_names_the_one_holding_its_claim_is_cited():
     """A name alone ("AMD") lets a passage on calling amd_order support what the overview says."""
     shown = [

@@ -11,6 +11,7 @@ from rag.text import (
     count_tokens,
     is_refusal_text,
     mark_numbers,
+    passage_sentences,
     split_sentences,
     strip_citations,
 )
@@ -77,6 +78,28 @@ def test_split_sentences_keeps_citations_with_their_sentence() -> None:
         "Yes.",
         'It said "No. 3 Michigan won." [2]',
     ]
+
+
+def test_passage_sentences_keep_lines_without_an_end_mark() -> None:
+    """A table row, a heading or an option list's item has no end mark before its line break;
+    each is a sentence of its own, not left out. A hard-wrapped paragraph's next line, going on
+    in lower case, stays in its sentence; a decimal point ends nothing."""
+    text = (
+        "GSS_S_CONTEXT_EXPIRED 12 The context has expired\n\n"
+        "GSS_S_FAILURE 13 Miscellaneous failure (see text)\n"
+        "2.8 Version Check\n"
+        "It is version 0.21. If you run\n  several systems, point\n  each at one. Done"
+    )
+    assert [m.group(0).strip() for m in passage_sentences(text)] == [
+        "GSS_S_CONTEXT_EXPIRED 12 The context has expired",
+        "GSS_S_FAILURE 13 Miscellaneous failure (see text)",
+        "2.8 Version Check",
+        "It is version 0.21.",
+        "If you run\n  several systems, point\n  each at one.",
+        "Done",
+    ]
+    for match in passage_sentences(text):  # offsets index the text
+        assert text[match.start() : match.end()] == match.group(0)
 
 
 def test_cited_numbers() -> None:
