@@ -73,6 +73,10 @@ def _options(text: str) -> list[str]:
     return ["-" + name.lower().rstrip("-") for name in _OPTION.findall(text)]
 
 
+# Capitalised, yet never a name a passage must hold: "unless I change them" echoes the user.
+_PRONOUN_I = frozenset({"I", "I'm", "I've", "I'd", "I'll", "I’m", "I’ve", "I’d", "I’ll"})
+
+
 def key_terms(sentence: str) -> tuple[list[list[str]], set[str]]:
     """(names and numbers that must be supported, as phrases of adjacent words, and the other
     content words)."""
@@ -88,7 +92,7 @@ def key_terms(sentence: str) -> tuple[list[list[str]], set[str]]:
         word = raw.lower().strip("'’-").rstrip(".,")
         if word.endswith("'s") or word.endswith("’s"):
             word = word[:-2]
-        if not word or word in STOPWORDS:
+        if not word or word in STOPWORDS or raw in _PRONOUN_I:
             previous_end = -2
             continue
         if raw[0].isdigit() or raw[0].isupper():

@@ -210,6 +210,19 @@ def test_of_passages_that_each_hold_a_sentences_names_the_one_holding_its_claim_
     assert list(checked.cited) == [1]
 
 
+def test_the_pronoun_i_echoed_from_the_question_is_no_name():
+    """ "unless I change them" is the user's own words: no passage says "I"."""
+    shown = [
+        passage(1, "The default option flags are `-V` and `--version`, and when present the"
+                   " command prints the version number and exits."),
+    ]  # fmt: skip
+    question = "Which flags does the version option use unless I change them?"
+    checked = check_answer_with("The version option uses -V and --version unless I change them.",
+                                shown, question)  # fmt: skip
+    assert not checked.refused
+    assert list(checked.cited) == [1]
+
+
 def test_a_preposition_that_starts_a_sentence_is_no_name():
     answer = "Between the two reports, Google paid billions to stay the default [2]."
     assert not check(answer, "Did Google pay to stay the default search engine?").refused
