@@ -211,7 +211,7 @@ def test_of_passages_that_each_hold_a_sentences_names_the_one_holding_its_claim_
 
 
 def test_the_pronoun_i_echoed_from_the_question_is_no_name():
-    """ "unless I change them" is the user's own words: no passage says "I"."""
+    """The user's own "I" ("unless I change them") is no name a passage has to hold."""
     shown = [
         passage(1, "The default option flags are `-V` and `--version`, and when present the"
                    " command prints the version number and exits."),

@@ -72,6 +72,26 @@ def test_signals_see_a_true_number_attached_to_the_wrong_subjects():
     assert wrong["aligned_window"] < right["aligned_window"]
 
 
+def test_signals_read_a_table_row_that_has_no_end_mark():
+    """The row that answers ("OM_uint32 32-bit unsigned integer") ends at a line break with no
+    full stop; it counts as much as the same row ending in one."""
+
+    def signals(row_end: str) -> dict[str, float]:
+        text = (
+            "3.1.1 Integer types\nGSS-API uses the following integer data type:\n"
+            f"OM_uint32 32-bit unsigned integer{row_end}\n3.1.2 String and similar data"
+        )
+        table = Passage(1, "c1", "gss.pdf", "GSS", text, 0, len(text))
+        question = "How wide is the OM_uint32 integer type?"
+        claim = Claim(question, "It is a 32-bit unsigned value.", [table], [table])
+        return claim_signals(claim, BagOfWordsStates())
+
+    bare, stopped = signals(""), signals(".")
+    for name, value in stopped.items():
+        assert bare[name] == value or (math.isnan(bare[name]) and math.isnan(value)), name
+    assert bare["aligned_window"] > 0
+
+
 def test_token_signals_are_missing_without_an_encoder_and_measured_with_one():
     question, sentence = "How many soldiers will Russia exchange?", "205 soldiers."
     assert math.isnan(signals_for(question, sentence)["question_maxsim_min"])
