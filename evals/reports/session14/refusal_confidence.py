@@ -4,7 +4,8 @@ For every row of the given reports whose raw answer was the refusal, the exact a
 sent again to a running model server (`rag llm-server --port PORT`) with token log-probabilities,
 and each record goes to OUT.jsonl; `--summary OUT.jsonl` then prints the table of the README.
 
-    python evals/reports/session14/refusal_confidence.py http://127.0.0.1:PORT/v1 OUT.jsonl REPORT.json...
+    python evals/reports/session14/refusal_confidence.py \
+        http://127.0.0.1:PORT/v1 OUT.jsonl REPORT.json...
     python evals/reports/session14/refusal_confidence.py --summary OUT.jsonl
 """
 
@@ -12,6 +13,7 @@ import json
 import math
 import statistics
 import sys
+from pathlib import Path
 
 REFUSAL = "The documents do not say."
 
@@ -27,20 +29,33 @@ def probe(base_url: str, out_path: str, reports: list[str]) -> None:
     prefix = prompt_prefix()
     with open(out_path, "a", encoding="utf-8") as out:
         for path in reports:
-            data = json.load(open(path, encoding="utf-8"))
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
             for r in data["rows"]:
                 if (r.get("raw_answer") or "").strip() != REFUSAL or not r.get("passages"):
                     continue
                 shown = [
-                    Passage(p["n"], "", p["doc_id"], p.get("title", ""), p["text"], 0, 0,
-                            published=p.get("published"), source=p.get("source"),
-                            section=p.get("section"))
+                    Passage(
+                        p["n"],
+                        "",
+                        p["doc_id"],
+                        p.get("title", ""),
+                        p["text"],
+                        0,
+                        0,
+                        published=p.get("published"),
+                        source=p.get("source"),
+                        section=p.get("section"),
+                    )
                     for p in r["passages"]
                 ]
                 question = r.get("question_used") or r["question"]
                 reply = client.chat.completions.create(
-                    model="rag", messages=answer_messages(prefix, shown, question),
-                    temperature=0, max_tokens=8, logprobs=True, top_logprobs=5,
+                    model="rag",
+                    messages=answer_messages(prefix, shown, question),
+                    temperature=0,
+                    max_tokens=8,
+                    logprobs=True,
+                    top_logprobs=5,
                 )
                 choice = reply.choices[0]
                 text = normalize_answer(" ".join(p["text"] for p in r["passages"]))
@@ -51,21 +66,33 @@ def probe(base_url: str, out_path: str, reports: list[str]) -> None:
                     (t.token, t.logprob, [(a.token, a.logprob) for a in t.top_logprobs])
                     for t in choice.logprobs.content or []
                 ]
-                out.write(json.dumps({
-                    "report": data["run"]["name"], "id": r["id"], "answerable": bool(r["answerable"]),
-                    "shown": gold_shown, "text": choice.message.content, "tokens": tokens,
-                }) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "report": data["run"]["name"],
+                            "id": r["id"],
+                            "answerable": bool(r["answerable"]),
+                            "shown": gold_shown,
+                            "text": choice.message.content,
+                            "tokens": tokens,
+                        }
+                    )
+                    + "\n"
+                )
 
 
 def summary(path: str) -> None:
     groups: dict[str, list[float]] = {}
-    for line in open(path, encoding="utf-8"):
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         if not rec["text"].startswith(REFUSAL) or len(rec["tokens"]) < 2:
             continue  # the replay answered this time (greedy decoding is not exactly repeatable)
         group = (
-            "answerable, a gold answer in the passages shown" if rec["shown"]
-            else "answerable, no gold answer shown" if rec["answerable"] else "unanswerable"
+            "answerable, a gold answer in the passages shown"
+            if rec["shown"]
+            else "answerable, no gold answer shown"
+            if rec["answerable"]
+            else "unanswerable"
         )
         groups.setdefault(group, []).append(math.exp(rec["tokens"][1][1]))
     print("| refused questions | n | median P(' documents' after 'The') | share below 0.55 |")
