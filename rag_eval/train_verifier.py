@@ -50,8 +50,10 @@ from rag.compose import build_embedder
 from rag.config import Settings
 from rag.events import Passage
 from rag.retrieval.plan import is_long
+from rag.text import strip_citations
 from rag_eval.data import REPO, question_key
 from rag_eval.heldout import VERIFIER_FOLDS
+from rag_eval.metrics import answer_accuracy
 from rag_eval.provenance import git_commit
 
 # Few, small trees: a few hundred examples, fifteen signals.
@@ -97,19 +99,25 @@ def fold_of(key: str, folds: int) -> int:
 def read_rows(path: Path, encoder: TokenEncoder | None, long_words: int) -> list[Row]:
     """A report's questions, each answered one's first claim replayed from what the report
     kept (the model's raw answer and the passages it was shown), so the signals are this
-    code's, whatever code measured the report."""
+    code's, whatever code measured the report. An answer the report's own verifier refused is
+    judged as the check left it, as `rag eval` would have judged it let through (the report
+    counts the refusal itself, which is wrong for any answerable question)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     dataset, name = data["run"]["dataset"], data["run"]["name"]
     rows = []
     for r in data["rows"]:
         refused_before = bool(r.get("refused")) and r.get("refused_by") != "verifier"
         signals = None if refused_before or r.get("error") else replayed_signals(r, encoder)
+        correct = bool(r["correct"])
+        if r.get("refused_by") == "verifier" and r["answerable"]:
+            checked = check_answer(r["raw_answer"], _shown(r), _question(r), "")
+            correct = answer_accuracy(strip_citations(checked.text), r["golds"]) == 1.0
         rows.append(
             Row(
                 question_key(dataset, r["id"]),
                 name,
                 bool(r["answerable"]),
-                bool(r["correct"]),
+                correct,
                 refused_before or bool(r.get("error")),
                 [float(signals.get(s, math.nan)) for s in SIGNALS] if signals else None,
                 is_long(r.get("question_used") or r["question"], long_words),
@@ -118,11 +126,13 @@ def read_rows(path: Path, encoder: TokenEncoder | None, long_words: int) -> list
     return rows
 
 
-def replayed_signals(row: dict, encoder: TokenEncoder | None) -> dict[str, float] | None:
-    """The signals of the answer's first supported claim, as the engine computes them."""
-    if not row.get("raw_answer") or not row.get("passages"):
-        return None
-    shown = [
+def _question(row: dict) -> str:
+    return row.get("question_used") or row["question"]
+
+
+def _shown(row: dict) -> list[Passage]:
+    """The passages a report's row was shown, as the engine's type."""
+    return [
         Passage(
             p["n"],
             "",
@@ -138,7 +148,13 @@ def replayed_signals(row: dict, encoder: TokenEncoder | None) -> dict[str, float
         )
         for p in row["passages"]
     ]
-    question = row.get("question_used") or row["question"]
+
+
+def replayed_signals(row: dict, encoder: TokenEncoder | None) -> dict[str, float] | None:
+    """The signals of the answer's first supported claim, as the engine computes them."""
+    if not row.get("raw_answer") or not row.get("passages"):
+        return None
+    shown, question = _shown(row), _question(row)
     checked = check_answer(row["raw_answer"], shown, question, "")
     claims = [v for v in checked.verdicts if v.kept and v.citations]
     if checked.refused or not claims:

@@ -223,6 +223,29 @@ def test_a_reported_answer_is_replayed_to_its_first_supported_claim():
     assert train_verifier.replayed_signals({**row, "raw_answer": "Paris [1]."}, None) is None
 
 
+def test_an_answer_the_reports_verifier_refused_is_labelled_by_what_it_said(tmp_path):
+    """A report made with the verifier on counts its refusals as wrong; as a training example,
+    the refused answer is right or wrong by its own words."""
+    row = {
+        "id": "q1",
+        "question": "How many soldiers will Russia and Ukraine exchange?",
+        "answerable": True,
+        "golds": ["205"],
+        "refused": True,
+        "refused_by": "verifier",
+        "correct": False,
+        "error": None,
+        "raw_answer": "They will exchange 205 soldiers [1].",
+        "passages": [{"n": 1, "doc_id": "d1", "title": EXCHANGE.title, "text": EXCHANGE.text}],
+    }
+    wrong = {**row, "id": "q2", "raw_answer": "They will exchange 300 soldiers [1]."}
+    report = tmp_path / "set.json"
+    report.write_text(json.dumps({"run": {"dataset": "set", "name": "set"}, "rows": [row, wrong]}))
+    right_row, wrong_row = train_verifier.read_rows(report, None, long_words=20)
+    assert right_row.label == 1 and not right_row.refused_before
+    assert wrong_row.label == 0
+
+
 def test_threshold_by_cost_lets_through_only_what_does_more_good_than_harm():
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     y = np.array([1, 1, 0, 1, 0])
