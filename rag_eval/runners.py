@@ -43,12 +43,17 @@ def ranked_summary(ranked: Sequence[tuple[str, str, str]]) -> list[dict[str, str
 
 
 def passage_dicts(passages: Sequence[Passage]) -> list[dict[str, Any]]:
-    """What the model was shown, with what the prompt shows about each passage (so an answer's
-    check can be re-run from the report)."""
+    """What the model was shown, with what the prompt shows about each passage and where it
+    stands in its document (so an answer's check can be re-run from the report, and a rule
+    that asks whether two passages are one continuous text can be replayed)."""
     return [
         {
             "n": p.n,
             "doc_id": p.doc_id,
+            "chunk_id": p.chunk_id,
+            "start": p.start,
+            "end": p.end,
+            "page": p.page,
             "title": p.title,
             "text": p.text,
             "source": p.source,

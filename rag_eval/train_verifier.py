@@ -135,12 +135,12 @@ def _shown(row: dict) -> list[Passage]:
     return [
         Passage(
             p["n"],
-            "",
+            p.get("chunk_id", ""),
             p["doc_id"],
             p.get("title", ""),
             p["text"],
-            0,
-            0,
+            p.get("start", 0),
+            p.get("end", 0),
             published=p.get("published"),
             source=p.get("source"),
             section=p.get("section"),

@@ -246,6 +246,17 @@ def test_an_answer_the_reports_verifier_refused_is_labelled_by_what_it_said(tmp_
     assert wrong_row.label == 0
 
 
+def test_a_reported_passage_keeps_where_it_stands_in_its_document():
+    from rag_eval.runners import passage_dicts
+
+    shown = Passage(2, "d1-0003", "d1", "T", "205 soldiers.", 120, 133, page=4, section="2 Talks")
+    (row,) = passage_dicts([shown])
+    assert json.loads(json.dumps(row)) == row  # as a report stores it
+    (replayed,) = train_verifier._shown({"passages": [row]})
+    assert (replayed.chunk_id, replayed.start, replayed.end) == ("d1-0003", 120, 133)
+    assert (row["page"], replayed.section) == (4, "2 Talks")
+
+
 def test_threshold_by_cost_lets_through_only_what_does_more_good_than_harm():
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     y = np.array([1, 1, 0, 1, 0])
