@@ -240,6 +240,51 @@ def covers_question(question: str, passages: Sequence[Passage]) -> bool:
     return all(found) or not any(found)
 
 
+# Passages of one document this close (in characters) are one continuous text, cut by chunking.
+CONTINUOUS_GAP = 200
+
+
+def _continuous_with(passage: Passage, passages: Sequence[Passage]) -> list[Passage]:
+    """The passages that form one continuous text with `passage`: itself, and those of its
+    document that touch it or a passage already joined, within CONTINUOUS_GAP characters."""
+    group = [passage]
+    rest = [p for p in passages if p is not passage and p.doc_id == passage.doc_id]
+    joined = True
+    while joined:
+        joined = False
+        for p in list(rest):
+            if any(
+                p.start <= g.end + CONTINUOUS_GAP and g.start <= p.end + CONTINUOUS_GAP
+                for g in group
+            ):
+                group.append(p)
+                rest.remove(p)
+                joined = True
+    return group
+
+
+def numbers_stand_with_names(sentence: str, passages: Sequence[Passage], question: str) -> bool:
+    """A sentence that states a number and names, supported only by several passages together,
+    must find each number in one continuous text that also names everything the sentence
+    names. "The United States and Russia will exchange 205 soldiers [1][2]" joins the 205
+    of a passage about Russia and Ukraine to the United States of another: each fact is in a
+    passage, but the relation is in none. A long, many-sided question (MultiHop-style) joins
+    the facts of several documents by design, so this holds for short questions only."""
+    if len(question.split()) > MAX_COVERED_WORDS:
+        return True
+    phrases, _ = key_terms(sentence)
+    numbers = [ph for ph in phrases if all(t[:1].isdigit() for t in ph)]
+    names = [ph for ph in phrases if not all(t[:1].isdigit() for t in ph)]
+    for number in numbers:
+        holders = [p for p in passages if set(number) <= evidence_terms([p])]
+        if not any(
+            all(any(t in available for t in name) for name in names)
+            for available in (evidence_terms(_continuous_with(h, passages)) for h in holders)
+        ):
+            return False
+    return True
+
+
 @dataclass
 class CheckedAnswer:
     text: str
@@ -287,6 +332,10 @@ def check_answer(
             )[:1]
         if not supporting:
             supporting = _covering(sentence, passages, question)
+        if len(supporting) > 1 and not numbers_stand_with_names(
+            sentence, [by_number[n] for n in supporting], question
+        ):
+            supporting = []
         share = support_share(sentence, [by_number[n] for n in supporting or numbers], question)
         if not supporting:
             names, _ = key_terms(sentence)

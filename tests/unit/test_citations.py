@@ -226,3 +226,74 @@ def test_the_pronoun_i_echoed_from_the_question_is_no_name():
 def test_a_preposition_that_starts_a_sentence_is_no_name():
     answer = "Between the two reports, Google paid billions to stay the default [2]."
     assert not check(answer, "Did Google pay to stay the default search engine?").refused
+
+
+# One article: the Russia–Ukraine exchange early on, the Putin–Trump talk 700 characters later.
+SWAP = "So far this month, both sides have already exchanged 205 captured soldiers."
+TALK = (
+    "President Putin and Donald Trump had spoken about a potential prisoner exchange between "
+    "Russia and the United States."
+)
+
+
+def article_passage(n: int, text: str, start: int) -> Passage:
+    return Passage(n, f"a{start}", "article.txt", "Prisoner swap", text, start, start + len(text))
+
+
+def test_a_number_joined_to_names_of_another_passage_is_unsupported():
+    shown = [article_passage(1, TALK, 1641), article_passage(2, SWAP, 778)]
+    question = "How many prisoners will the United States and Russia exchange?"
+    checked = check_answer(
+        "The United States and Russia will exchange 205 captured soldiers [1][2].",
+        shown,
+        question,
+        REFUSAL,
+    )
+    assert checked.refused and checked.cited == {}
+
+
+def test_a_number_and_names_of_one_continuous_text_cut_by_chunking_stay_supported():
+    first = "Andreas Ericsson's team moved its bug tracking to Git in 2007."
+    second = "After the move, the average report-to-fix cycle fell to 16.2 hours."
+    shown = [article_passage(1, first, 0), article_passage(2, second, len(first) + 1)]
+    question = "What report-to-fix cycle did Andreas Ericsson's team reach after moving to Git?"
+    checked = check_answer(
+        "Andreas Ericsson's team reached a report-to-fix cycle of 16.2 hours [1][2].",
+        shown,
+        question,
+        REFUSAL,
+    )
+    assert not checked.refused and set(checked.cited) == {1, 2}
+
+
+def test_names_alone_may_come_from_several_passages():
+    shown = [
+        article_passage(1, "Vladimir Medinsky led Russia's delegation.", 0),
+        article_passage(2, "Rustem Umerov led Ukraine's delegation.", 900),
+    ]
+    checked = check_answer(
+        "Vladimir Medinsky and Rustem Umerov led the delegations [1][2].",
+        shown,
+        "Who led the two delegations?",
+        REFUSAL,
+    )
+    assert not checked.refused
+
+
+def test_a_long_question_may_join_a_number_to_names_of_other_documents():
+    question = (
+        "Does the article from The Verge about Bankman-Fried's loans report a larger sum than "
+        "the TechCrunch piece about Google's default search deal, published on October 31?"
+    )
+    assert len(question.split()) > 20
+    checked = check_answer(
+        "Yes. TechCrunch reported that Google paid 26 billion while Bankman-Fried told Alameda "
+        "to take the loans off its books [1][2].",
+        [
+            passage(1, "Bankman-Fried told Alameda to take the loans off its books.", "The Verge"),
+            passage(2, "Google paid 26 billion to stay the default search engine.", "TechCrunch"),
+        ],
+        question,
+        REFUSAL,
+    )
+    assert not checked.refused
