@@ -274,7 +274,9 @@ def numbers_stand_with_names(sentence: str, passages: Sequence[Passage], questio
         return True
     phrases, _ = key_terms(sentence)
     numbers = [ph for ph in phrases if all(t[:1].isdigit() for t in ph)]
-    names = [ph for ph in phrases if not all(t[:1].isdigit() for t in ph)]
+    # the names it is about, as for a question: no short acronym a passage may leave implicit
+    # ("5 bits are used for such frames" is about DTX frames without saying "DTX")
+    names = question_names(sentence)
     for number in numbers:
         holders = [p for p in passages if set(number) <= evidence_terms([p])]
         if not any(
