@@ -297,3 +297,16 @@ def test_a_long_question_may_join_a_number_to_names_of_other_documents():
         REFUSAL,
     )
     assert not checked.refused
+
+
+def test_a_short_acronym_the_numbers_passage_leaves_implicit_is_not_demanded():
+    frames = "In file-based operation only 5 bits are used for such frames (250 bps)."
+    control = "SPEEX_GET_DTX gets the discontinuous transmission (DTX) status."
+    shown = [article_passage(1, frames, 14923), article_passage(2, control, 36180)]
+    checked = check_answer(
+        "Speex spends 5 bits on a DTX frame, which corresponds to 250 bps [1][2].",
+        shown,
+        "How many bits does Speex spend on a DTX frame in file-based operation?",
+        REFUSAL,
+    )
+    assert not checked.refused
