@@ -265,11 +265,12 @@ def _continuous_with(passage: Passage, passages: Sequence[Passage]) -> list[Pass
 
 def numbers_stand_with_names(sentence: str, passages: Sequence[Passage], question: str) -> bool:
     """A sentence that states a number and names, supported only by several passages together,
-    must find each number in one continuous text that also names everything the sentence
-    names. "The United States and Russia will exchange 205 soldiers [1][2]" joins the 205
-    of a passage about Russia and Ukraine to the United States of another: each fact is in a
-    passage, but the relation is in none. A long, many-sided question (MultiHop-style) joins
-    the facts of several documents by design, so this holds for short questions only."""
+    must find each number in one continuous text that also names what the sentence is
+    about (its names, counted as a question's are). "The United States and Russia will
+    exchange 205 soldiers [1][2]" joins the 205 of a passage about Russia and Ukraine to the
+    United States of another: each fact is in a passage, but the relation is in none. A
+    long, many-sided question (MultiHop-style) joins the facts of several documents by
+    design, so this holds for short questions only."""
     if len(question.split()) > MAX_COVERED_WORDS:
         return True
     phrases, _ = key_terms(sentence)
