@@ -65,6 +65,28 @@ def passage_dicts(passages: Sequence[Passage]) -> list[dict[str, Any]]:
     ]
 
 
+def passages_from_dicts(rows: Sequence[dict[str, Any]]) -> list[Passage]:
+    """The passages of a report's row, as the engine's type (`passage_dicts` read back;
+    reports made before offsets were kept give 0 for them)."""
+    return [
+        Passage(
+            p["n"],
+            p.get("chunk_id", ""),
+            p["doc_id"],
+            p.get("title", ""),
+            p["text"],
+            p.get("start", 0),
+            p.get("end", 0),
+            published=p.get("published"),
+            source=p.get("source"),
+            score=p.get("score") or 0.0,
+            page=p.get("page"),
+            section=p.get("section"),
+        )
+        for p in rows
+    ]
+
+
 def payload_found(payloads: Sequence[str], text: str) -> bool | None:
     """Whether an injected payload shows in `text` (None: the question has none)."""
     if not payloads:

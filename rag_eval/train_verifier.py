@@ -48,13 +48,13 @@ from rag.answer.verifier import (
 )
 from rag.compose import build_embedder
 from rag.config import Settings
-from rag.events import Passage
 from rag.retrieval.plan import is_long
 from rag.text import strip_citations
 from rag_eval.data import REPO, question_key
 from rag_eval.heldout import VERIFIER_FOLDS
 from rag_eval.metrics import answer_accuracy
 from rag_eval.provenance import git_commit
+from rag_eval.runners import passages_from_dicts
 
 # Few, small trees: a few hundred examples, fifteen signals.
 TRAINING = {
@@ -110,7 +110,9 @@ def read_rows(path: Path, encoder: TokenEncoder | None, long_words: int) -> list
         signals = None if refused_before or r.get("error") else replayed_signals(r, encoder)
         correct = bool(r["correct"])
         if r.get("refused_by") == "verifier" and r["answerable"]:
-            checked = check_answer(r["raw_answer"], _shown(r), _question(r), "")
+            checked = check_answer(
+                r["raw_answer"], passages_from_dicts(r["passages"]), _question(r), ""
+            )
             correct = answer_accuracy(strip_citations(checked.text), r["golds"]) == 1.0
         rows.append(
             Row(
@@ -120,7 +122,7 @@ def read_rows(path: Path, encoder: TokenEncoder | None, long_words: int) -> list
                 correct,
                 refused_before or bool(r.get("error")),
                 [float(signals.get(s, math.nan)) for s in SIGNALS] if signals else None,
-                is_long(r.get("question_used") or r["question"], long_words),
+                is_long(_question(r), long_words),
             )
         )
     return rows
@@ -130,31 +132,11 @@ def _question(row: dict) -> str:
     return row.get("question_used") or row["question"]
 
 
-def _shown(row: dict) -> list[Passage]:
-    """The passages a report's row was shown, as the engine's type."""
-    return [
-        Passage(
-            p["n"],
-            p.get("chunk_id", ""),
-            p["doc_id"],
-            p.get("title", ""),
-            p["text"],
-            p.get("start", 0),
-            p.get("end", 0),
-            published=p.get("published"),
-            source=p.get("source"),
-            section=p.get("section"),
-            score=p.get("score") or 0.0,
-        )
-        for p in row["passages"]
-    ]
-
-
 def replayed_signals(row: dict, encoder: TokenEncoder | None) -> dict[str, float] | None:
     """The signals of the answer's first supported claim, as the engine computes them."""
     if not row.get("raw_answer") or not row.get("passages"):
         return None
-    shown, question = _shown(row), _question(row)
+    shown, question = passages_from_dicts(row["passages"]), _question(row)
     checked = check_answer(row["raw_answer"], shown, question, "")
     claims = [v for v in checked.verdicts if v.kept and v.citations]
     if checked.refused or not claims:

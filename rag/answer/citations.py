@@ -226,6 +226,11 @@ MAX_COVERED_NAMES = 2
 MAX_COVERED_WORDS = 20
 
 
+def is_pointed(question: str) -> bool:
+    """A short question, which the subject and number checks hold to one place of the text."""
+    return len(question.split()) <= MAX_COVERED_WORDS
+
+
 def covers_question(question: str, passages: Sequence[Passage]) -> bool:
     """Unless the passages an answer cites name none of the question's subjects (a manual's
     passages seldom repeat its product's name), they must name all of them: if the question
@@ -233,7 +238,7 @@ def covers_question(question: str, passages: Sequence[Passage]) -> bool:
     Ukraine, the answer is about another exchange, however well its own facts are supported.
     One word of a name is enough ("Bankman-Fried", "Sam")."""
     names = question_names(question)
-    if len(names) > MAX_COVERED_NAMES or len(question.split()) > MAX_COVERED_WORDS:
+    if len(names) > MAX_COVERED_NAMES or not is_pointed(question):
         return True  # a long, many-sided question joins facts of several documents
     available = evidence_terms(passages)
     found = [any(term in available for term in phrase) for phrase in names]
@@ -271,7 +276,7 @@ def numbers_stand_with_names(sentence: str, passages: Sequence[Passage], questio
     United States of another: each fact is in a passage, but the relation is in none. A
     long, many-sided question (MultiHop-style) joins the facts of several documents by
     design, so this holds for short questions only."""
-    if len(question.split()) > MAX_COVERED_WORDS:
+    if not is_pointed(question):
         return True
     phrases, _ = key_terms(sentence)
     numbers = [ph for ph in phrases if all(t[:1].isdigit() for t in ph)]

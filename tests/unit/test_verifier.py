@@ -247,12 +247,12 @@ def test_an_answer_the_reports_verifier_refused_is_labelled_by_what_it_said(tmp_
 
 
 def test_a_reported_passage_keeps_where_it_stands_in_its_document():
-    from rag_eval.runners import passage_dicts
+    from rag_eval.runners import passage_dicts, passages_from_dicts
 
     shown = Passage(2, "d1-0003", "d1", "T", "205 soldiers.", 120, 133, page=4, section="2 Talks")
     (row,) = passage_dicts([shown])
     assert json.loads(json.dumps(row)) == row  # as a report stores it
-    (replayed,) = train_verifier._shown({"passages": [row]})
+    (replayed,) = passages_from_dicts([row])
     assert (replayed.chunk_id, replayed.start, replayed.end) == ("d1-0003", 120, 133)
     assert (row["page"], replayed.section) == (4, "2 Talks")
 
