@@ -22,8 +22,8 @@ def probe(base_url: str, out_path: str, reports: list[str]) -> None:
     import openai
 
     from rag.answer.context import answer_messages, prompt_prefix
-    from rag.events import Passage
     from rag_eval.metrics import normalize_answer
+    from rag_eval.runners import passages_from_dicts
 
     client = openai.OpenAI(base_url=base_url, api_key="none", timeout=120)
     prefix = prompt_prefix()
@@ -33,21 +33,7 @@ def probe(base_url: str, out_path: str, reports: list[str]) -> None:
             for r in data["rows"]:
                 if (r.get("raw_answer") or "").strip() != REFUSAL or not r.get("passages"):
                     continue
-                shown = [
-                    Passage(
-                        p["n"],
-                        "",
-                        p["doc_id"],
-                        p.get("title", ""),
-                        p["text"],
-                        0,
-                        0,
-                        published=p.get("published"),
-                        source=p.get("source"),
-                        section=p.get("section"),
-                    )
-                    for p in r["passages"]
-                ]
+                shown = passages_from_dicts(r["passages"])
                 question = r.get("question_used") or r["question"]
                 reply = client.chat.completions.create(
                     model="rag",

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from rag.answer.citations import check_answer
-from rag.events import Passage
 from rag_eval.metrics import answer_accuracy
+from rag_eval.runners import passages_from_dicts
 
 for path in sys.argv[1:]:
     d = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -24,21 +24,7 @@ for path in sys.argv[1:]:
             continue
         if r["refused_by"] in ("model", "retrieval"):
             continue
-        ps = [
-            Passage(
-                p["n"],
-                "",
-                p["doc_id"],
-                p.get("title", ""),
-                p["text"],
-                0,
-                0,
-                published=p.get("published"),
-                source=p.get("source"),
-                section=p.get("section"),
-            )
-            for p in r["passages"]
-        ]
+        ps = passages_from_dicts(r["passages"])
         q = r.get("question_used") or r["question"]
         new = check_answer(r["raw_answer"], ps, q, "REFUSED")
         old_ref = r["refused_by"] == "check"
