@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     ranker_model: Path | None = Field(
         default=None, description="a model from evals/train_ranker.py; unset = the shipped one"
     )
+    # Short questions: the fused chunks are ranked again by a learned model
+    # (rag.retrieval.reranker.short_questions); False keeps the fused order.
+    rerank_short_questions: bool = True
+    short_ranker_model: Path | None = Field(
+        default=None, description="a model from rag_eval.train_short_ranker; unset = shipped"
+    )
     # Answers: the verifier that decides whether an answer's first claim is supported enough
     # to be given (rag.answer.verifier); unset = the shipped model, or the lexical check alone
     # where none ships.

@@ -168,3 +168,20 @@ _encoding = tiktoken.get_encoding("cl100k_base")
 def count_tokens(text: str) -> int:
     """Tokens as tiktoken's cl100k counts them (the budget unit of chunks and passages)."""
     return len(_encoding.encode(text, disallowed_special=()))
+
+
+# Words as the citation check and the rankers count them: names, numbers, plain words.
+WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d[\d,.]*\d|\d")
+STOPWORDS = frozenset(
+    """
+    a an the and or but if of to in on at by for with from as is are was were be been being it
+    its this that these those he she they them his her their there here what which who whom
+    whose when where why how do does did done has have had having not no yes so than then also
+    about into over after before during said says say both each other such only own same very
+    can could would should will may might must one two per via according however while
+    """.split()
+)
+
+
+def words(text: str) -> list[str]:
+    return [w.lower().strip("'’-").rstrip(".,") for w in WORD.findall(text)]

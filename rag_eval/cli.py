@@ -41,7 +41,7 @@ from rag_eval.data import (
 )
 from rag_eval.evidence import EvidenceRemovingRetriever, evidence_removed
 from rag_eval.gates import check_gate, load_gate
-from rag_eval.heldout import held_out_ranking, held_out_verifier
+from rag_eval.heldout import held_out_ranking, held_out_short_ranking, held_out_verifier
 from rag_eval.judge import Judge, judge_rows
 from rag_eval.metrics import per_type, summarize
 from rag_eval.provenance import code_fingerprint, git_commit, load_average, settings_snapshot
@@ -246,6 +246,14 @@ def run(args: argparse.Namespace, settings: Settings, make_engine: Callable) -> 
     index_s = time.perf_counter() - index_started
     if full and endpoint_of(llm) is not None:
         engine.warm_up()  # the page warms up too: cached prompt prefix
+    # after the warm-up, whose search is no question of the set: from here each short question
+    # is ranked by a fold model that never saw it
+    held_out_short, note = held_out_short_ranking(questions_path.read_bytes(), settings)
+    if note:
+        notes.append(note)
+    if held_out_short is not None:
+        engine.retriever.use_short_reranker(held_out_short)
+        before_each.insert(0, lambda q: held_out_short.hold_out(q.id))
 
     baseline, baseline_name = (
         make_baseline(engine, settings, full, llm, notes)

@@ -12,6 +12,13 @@ from rag.answer.verifier import SHIPPED_VERIFIER, Claim, FittedVerifier, Support
 from rag.config import Settings
 from rag.retrieval.pool import Pool
 from rag.retrieval.reranker import LambdaMARTReranker, Reranker, trained_on
+from rag.retrieval.reranker.lambdamart import read_model_file
+from rag.retrieval.reranker.short_questions import (
+    SHIPPED_SHORT_MODEL,
+    SHORT_FEATURES,
+    ShortQuestionReranker,
+    ShortReranker,
+)
 from rag_eval.data import REPO, Question, question_key
 
 
@@ -76,6 +83,59 @@ def held_out_ranking(
         f"({shipped.get('n_questions', '?')} of them, `rag_eval.train_ranker`), and no "
         "fold models were found to rank them held out: these figures are not held out; see "
         "the ranker's report (evals/reports/ranker) for held-out ones."
+    )
+
+
+@dataclass
+class HeldOutShortRanker(ShortReranker):
+    """Ranks each short question with a fold model of the short questions' reranker that was
+    not fitted on it."""
+
+    folds: list[ShortQuestionReranker]
+    current: ShortQuestionReranker | None = None
+
+    def hold_out(self, question_id: str) -> None:
+        for fold in self.folds:
+            if question_id not in set(fold.trained_on.get("question_ids", ())):
+                self.current = fold
+                return
+        raise ValueError(f"every short-question fold model was fitted on question {question_id}")
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        if self.current is None:
+            raise ValueError("call hold_out(question_id) before ranking")
+        return self.current.predict(matrix)
+
+
+def held_out_short_ranking(
+    questions_bytes: bytes, settings: Settings
+) -> tuple[HeldOutShortRanker | None, str | None]:
+    """As `held_out_ranking`, for the short questions' reranker and the fold models
+    `rag_eval.train_short_ranker` wrote (`short-fold-*.json`)."""
+    path = settings.short_ranker_model or SHIPPED_SHORT_MODEL
+    if not settings.rerank_short_questions or not path.is_file():
+        return None, None
+    names = (SHORT_FEATURES, "rag_eval.train_short_ranker")
+    shipped = read_model_file(path, *names).get("trained_on") or {}
+    digest = hashlib.sha256(questions_bytes).hexdigest()[:12]
+    if shipped.get("questions_sha256_12") != digest:
+        return None, None
+    folds = [
+        ShortQuestionReranker.load(fold)
+        for fold in sorted(RANKER_FOLDS.glob("short-fold-*.json"))
+        if (read_model_file(fold, *names).get("trained_on") or {}).get("questions_sha256_12")
+        == digest
+    ]
+    if len(folds) < 2:
+        return None, (
+            "The short questions' reranker was fitted on these questions and no fold models "
+            "were found: the ranking of short questions here is not held out."
+        )
+    return HeldOutShortRanker(folds), (
+        "The short questions' reranker (rag/retrieval/reranker/short_questions.json) was "
+        "fitted on these questions, so each short question here is ranked by one of its "
+        f"{len(folds)} fold models (`evals/ranker-folds/short-fold-*.json`, written by "
+        "`rag_eval.train_short_ranker`), fitted on other questions, never on it."
     )
 
 

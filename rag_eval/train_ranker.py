@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import Settings
-from rag.retrieval.reranker import FEATURES, SHIPPED_MODEL, LambdaMARTReranker, fit_lambdamart
+from rag.retrieval.reranker import SHIPPED_MODEL, LambdaMARTReranker, fit_lambdamart
 from rag.retrieval.reranker.lambdamart import ROUNDS, TRAINING, features
 from rag_eval.data import REPO, Question, collection_name, corpus_document, read_jsonl
 from rag_eval.metrics import contains_fact, retrieval_measures
@@ -100,7 +100,7 @@ def importance(ranker) -> list[tuple[str, float]]:
     gains = ranker.booster.feature_importance(importance_type="gain")
     total = float(gains.sum()) or 1.0
     order = np.argsort(-gains, kind="stable")
-    return [(FEATURES[i], float(gains[i]) / total) for i in order]
+    return [(ranker.FEATURE_NAMES[i], float(gains[i]) / total) for i in order]
 
 
 def table(rows: list[tuple[str, dict[str, float]]]) -> list[str]:

@@ -76,6 +76,18 @@ class ByFeature(Reranker):
         return self.sign * features(pool.signals)[:, self.column]
 
 
+class ShortByFeature:
+    """A short questions' reranker that scores candidates by one of its features alone."""
+
+    def __init__(self, feature: str, sign: float = 1.0) -> None:
+        from rag.retrieval.reranker.short_questions import SHORT_FEATURES
+
+        self.column, self.sign = SHORT_FEATURES.index(feature), sign
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        return self.sign * matrix[:, self.column]
+
+
 class FixedVerifier(Verifier):
     """A verifier that gives every claim the same probability and remembers what it read."""
 

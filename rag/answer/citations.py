@@ -17,23 +17,16 @@ from rag.events import Citation, Passage, SentenceVerdict
 from rag.text import (
     CITATION,
     CITATION_WITH_SPACE,
+    STOPWORDS,
+    WORD,
     cited_numbers,
     could_become_citation,
     mark_numbers,
     passage_sentences,
     split_sentences,
+    words,
 )
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d[\d,.]*\d|\d")
-STOPWORDS = frozenset(
-    """
-    a an the and or but if of to in on at by for with from as is are was were be been being it
-    its this that these those he she they them his her their there here what which who whom
-    whose when where why how do does did done has have had having not no yes so than then also
-    about into over after before during said says say both each other such only own same very
-    can could would should will may might must one two per via according however while
-    """.split()
-)
 # Words an instruction or explanation often starts with: capitalised there, never a name.
 SENTENCE_STARTERS = frozenset(
     """
@@ -53,10 +46,6 @@ _LINK = re.compile(
     r"https?://[^\s)\]>\"']+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|"
     r"example|io|dev|info|biz)\b(?:/[^\s)\]>\"']*)?|\+?\d[\d ()-]{7,}\d"
 )
-
-
-def words(text: str) -> list[str]:
-    return [w.lower().strip("'’-").rstrip(".,") for w in _WORD.findall(text)]
 
 
 def _stem(word: str) -> str:
@@ -85,7 +74,7 @@ def key_terms(sentence: str) -> tuple[list[list[str]], set[str]]:
     text = _OPTION.sub(" ; ", text)  # an option is its own phrase, adjacent to no other name
     loose: set[str] = set()
     previous_end = -2
-    for match in _WORD.finditer(text):
+    for match in WORD.finditer(text):
         raw = match.group(0)
         if match.start() == len(text) - len(text.lstrip()) and raw.lower() in SENTENCE_STARTERS:
             raw = raw.lower()  # capitalised only because it starts the sentence

@@ -18,6 +18,13 @@ from rag.retrieval.keyword import KeywordIndexes, index_folder, load_or_build
 from rag.retrieval.plan import SubQuery, source_aliases
 from rag.retrieval.pool import Pool, build_pool, ordered
 from rag.retrieval.reranker import LambdaMARTReranker, Reranker
+from rag.retrieval.reranker.short_questions import (
+    SHIPPED_SHORT_MODEL,
+    ShortQuestionReranker,
+    ShortReranker,
+    learned_order,
+    short_features,
+)
 
 
 class Retriever:
@@ -27,6 +34,8 @@ class Retriever:
         self.settings = settings
         self.kb = kb
         self._reranker = reranker  # None: the configured model, loaded when first needed
+        self._short_reranker: ShortReranker | None = None
+        self._short_loaded = False
         self._lock = threading.Lock()
         self._fingerprint: str | None = None
         self._indexes: KeywordIndexes | None = None
@@ -56,6 +65,53 @@ class Retriever:
         if self._reranker is None:
             self._reranker = LambdaMARTReranker.load(self.settings.ranker_model)
         return self._reranker
+
+    def use_short_reranker(self, reranker: ShortReranker) -> None:
+        """Order short questions' chunks with this model from now on."""
+        self._short_reranker, self._short_loaded = reranker, True
+
+    def short_reranker(self) -> ShortReranker | None:
+        """The short questions' model (the shipped one unless settings name a file); None when
+        it is turned off or none ships, and the fused order stands."""
+        if not self._short_loaded:
+            path = self.settings.short_ranker_model or SHIPPED_SHORT_MODEL
+            if self.settings.rerank_short_questions and (
+                path.is_file() or self.settings.short_ranker_model
+            ):
+                self._short_reranker = ShortQuestionReranker.load(path)
+            self._short_loaded = True
+        return self._short_reranker
+
+    @staticmethod
+    def short_ranked(first: FirstStage) -> bool:
+        """A short question searched as itself: one whose plan names sources keeps their
+        interleaved places (each named source's best chunk in the prompt)."""
+        return not first.long and len(first.plan) == 1 and len(first.candidates) > 1
+
+    def short_question_features(self, question: str, first: FirstStage) -> np.ndarray:
+        """`SHORT_FEATURES` of a short question's fused candidates, in their order."""
+        indexes = self.keyword_indexes()
+        assert indexes is not None, "a first stage implies indexes"
+        rows, matrix = self.stored_vectors()
+        query = first.vectors.get(first.plan[0].text)
+        cosines = np.array(
+            [
+                float(matrix[rows[c.chunk_id]] @ query)
+                if query is not None and c.chunk_id in rows
+                else (c.dense_similarity or 0.0)
+                for c in first.candidates
+            ]
+        )
+        bm25 = first.keyword_scores.normalised(indexes.chunks, first.plan[0])
+        keyword = np.array(
+            [
+                float(bm25[indexes.chunks.rows[c.chunk_id]])
+                if c.chunk_id in indexes.chunks.rows
+                else 0.0
+                for c in first.candidates
+            ]
+        )
+        return short_features(question, first.candidates, cosines, keyword)
 
     def stored_vectors(self) -> tuple[dict[str, int], np.ndarray]:
         """Every chunk's stored embedding, read once per corpus version, so a pool's few
@@ -91,4 +147,7 @@ class Retriever:
             if len(pool):
                 scores = self.reranker().score(question, pool)
                 candidates = ordered(first, pool, scores, indexes, self.settings)
+        elif self.short_ranked(first) and (short := self.short_reranker()) is not None:
+            scores = short.predict(self.short_question_features(question, first))
+            candidates = [candidates[i] for i in learned_order(scores)]
         return Retrieval(candidates, first.plan, first.long)

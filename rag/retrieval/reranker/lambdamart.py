@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import numpy as np
 
@@ -113,60 +113,99 @@ ROUNDS = 200
 
 
 @dataclass
-class LambdaMARTReranker(Reranker):
-    """A LightGBM LambdaMART model over `FEATURES`, as trained by `fit_lambdamart`."""
+class BoostedRanker:
+    """LightGBM trees over a fixed list of features, read from and written to a model file
+    that names them (a file for other features is refused)."""
 
     booster: lightgbm.Booster
     trained_on: dict
 
-    def score(self, question: str, pool: Pool) -> np.ndarray:
-        return self.predict(features(pool.signals))
+    FEATURE_NAMES: ClassVar[tuple[str, ...]] = FEATURES
+    SHIPPED: ClassVar[Path] = SHIPPED_MODEL
+    TRAINER: ClassVar[str] = "rag_eval.train_ranker"
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Scores of rows of `FEATURES`."""
+        """Scores of rows of `FEATURE_NAMES`, higher is better."""
         return self.booster.predict(matrix, num_threads=1)
 
     def to_json(self) -> str:
         return json.dumps(
             {
-                "features": list(FEATURES),
+                "features": list(self.FEATURE_NAMES),
                 "trained_on": self.trained_on,
                 "lightgbm_model": self.booster.model_to_string(),
             }
         )
 
     @classmethod
-    def load(cls, path: Path | None = None) -> LambdaMARTReranker:
-        """A model written by `rag_eval.train_ranker` (None: the shipped one); it must be for
-        this code's features."""
+    def load(cls, path: Path | None = None) -> Self:
+        """A model written by its trainer (None: the shipped one); it must be for this code's
+        features."""
         import lightgbm
 
-        path = path or SHIPPED_MODEL
-        data = _read_model_file(path)
+        path = path or cls.SHIPPED
+        data = read_model_file(path, cls.FEATURE_NAMES, cls.TRAINER)
         try:
             booster = lightgbm.Booster(model_str=str(data["lightgbm_model"]))
         except (KeyError, lightgbm.basic.LightGBMError) as exc:
             raise ValueError(f"cannot read ranker model {path}: {exc!r}") from exc
         return cls(booster, trained_on=data.get("trained_on") or {})
 
+    @classmethod
+    def fit(
+        cls,
+        groups: Sequence[tuple[np.ndarray, np.ndarray]],
+        trained_on: dict | None,
+        params: dict,
+        rounds: int,
+    ) -> Self:
+        """A model from `groups` of (features, relevant flags), one per question. Questions
+        with no relevant candidate, or nothing else, teach nothing and are skipped."""
+        import lightgbm
+
+        usable = [(x, y.astype(bool)) for x, y in groups if len(x) and y.any() and not y.all()]
+        if not usable:
+            raise ValueError("no question has both a relevant and another candidate to learn from")
+        names = cls.FEATURE_NAMES
+        data = lightgbm.Dataset(
+            np.vstack([x for x, _ in usable]),
+            np.concatenate([y.astype(int) for _, y in usable]),
+            group=[len(y) for _, y in usable],
+            feature_name=list(names) if usable[0][0].shape[1] == len(names) else "auto",
+            free_raw_data=True,
+        )
+        booster = lightgbm.train(params, data, num_boost_round=rounds)
+        return cls(booster, trained_on=trained_on or {})
+
+
+@dataclass
+class LambdaMARTReranker(BoostedRanker, Reranker):
+    """A LightGBM LambdaMART model over `FEATURES`, as trained by `fit_lambdamart`."""
+
+    def score(self, question: str, pool: Pool) -> np.ndarray:
+        return self.predict(features(pool.signals))
+
 
 def trained_on(path: Path | None = None) -> dict:
     """What a model file records of its training (None: the shipped one), without building
     its trees: `rag eval` checks it before deciding which models to load."""
-    return _read_model_file(path or SHIPPED_MODEL).get("trained_on") or {}
+    return read_model_file(path or SHIPPED_MODEL).get("trained_on") or {}
 
 
-def _read_model_file(path: Path) -> dict:
+def read_model_file(
+    path: Path, names: Sequence[str] = FEATURES, trainer: str = "rag_eval.train_ranker"
+) -> dict:
+    """A ranker model file's JSON, which must be for the features `names` this code computes."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read ranker model {path}: {exc!r}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"cannot read ranker model {path}: not a JSON object")
-    if data.get("features") != list(FEATURES):
+    if data.get("features") != list(names):
         raise ValueError(
             f"ranker model {path} was trained for other features than this code computes; "
-            "retrain it with `python -m rag_eval.train_ranker`"
+            f"retrain it with `python -m {trainer}`"
         )
     return data
 
@@ -178,19 +217,5 @@ def fit_lambdamart(
     **params,
 ) -> LambdaMARTReranker:
     """A LambdaMART model from `groups` of (features, relevant flags), one per question.
-    Questions with no relevant candidate, or nothing else, teach nothing and are skipped.
     `params` override `TRAINING` (tests fit tiny data with smaller leaves)."""
-    import lightgbm
-
-    usable = [(x, y.astype(bool)) for x, y in groups if len(x) and y.any() and not y.all()]
-    if not usable:
-        raise ValueError("no question has both a relevant and another candidate to learn from")
-    data = lightgbm.Dataset(
-        np.vstack([x for x, _ in usable]),
-        np.concatenate([y.astype(int) for _, y in usable]),
-        group=[len(y) for _, y in usable],
-        feature_name=list(FEATURES) if usable[0][0].shape[1] == len(FEATURES) else "auto",
-        free_raw_data=True,
-    )
-    booster = lightgbm.train({**TRAINING, **params}, data, num_boost_round=rounds)
-    return LambdaMARTReranker(booster, trained_on=trained_on or {})
+    return LambdaMARTReranker.fit(groups, trained_on, {**TRAINING, **params}, rounds)
