@@ -45,6 +45,7 @@ class HeldOutRanker(Reranker):
 
 
 RANKER_FOLDS = REPO / "evals" / "ranker-folds"  # written by rag_eval.train_ranker
+SHORT_FOLD_PREFIX = "short-fold-"  # rag_eval.train_short_ranker's, in RANKER_FOLDS
 
 
 def held_out_ranking(
@@ -122,7 +123,7 @@ def held_out_short_ranking(
         return None, None
     folds = [
         ShortQuestionReranker.load(fold)
-        for fold in sorted(RANKER_FOLDS.glob("short-fold-*.json"))
+        for fold in sorted(RANKER_FOLDS.glob(f"{SHORT_FOLD_PREFIX}*.json"))
         if (read_model_file(fold, *names).get("trained_on") or {}).get("questions_sha256_12")
         == digest
     ]

@@ -33,6 +33,7 @@ from rag.retrieval.reranker.short_questions import (
     SHORT_ROUNDS,
     SHORT_TRAINING,
     ShortQuestionReranker,
+    ShortReranker,
     fit_short_reranker,
     learned_order,
 )
@@ -45,13 +46,13 @@ from rag_eval.data import (
     folder_documents,
     read_jsonl,
 )
+from rag_eval.heldout import RANKER_FOLDS, SHORT_FOLD_PREFIX
 from rag_eval.metrics import relevance_flags, retrieval_measures
 from rag_eval.provenance import git_commit
 from rag_eval.train_ranker import importance
 
 MEASURES = ("hits@1", "hits@2", "hits@4", "hits@10", "mrr@10")
 FOLDS = 5
-FOLD_PREFIX = "short-fold-"
 
 
 class Example:
@@ -63,7 +64,7 @@ class Example:
         self.labels = labels
         self.units = units  # (doc_id, text) of each candidate, in the fused order
 
-    def ranked(self, ranker: ShortQuestionReranker | None) -> list[tuple[str, str]]:
+    def ranked(self, ranker: ShortReranker | None) -> list[tuple[str, str]]:
         if ranker is None:
             return self.units
         return [self.units[j] for j in learned_order(ranker.predict(self.features))]
@@ -118,7 +119,7 @@ def read_questions(path: Path) -> list[Question]:
 
 
 def measure(
-    examples: list[Example], ranker_of: dict[int, ShortQuestionReranker | None]
+    examples: list[Example], ranker_of: dict[int, ShortReranker | None]
 ) -> dict[str, float]:
     values: dict[str, list[float]] = defaultdict(list)
     for e in examples:
@@ -157,7 +158,7 @@ def main() -> int:
     parser.add_argument(
         "--report", type=Path, default=REPO / "evals/reports/short-ranker/README.md"
     )
-    parser.add_argument("--folds", type=Path, default=REPO / "evals/ranker-folds")
+    parser.add_argument("--folds", type=Path, default=RANKER_FOLDS)
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -188,7 +189,7 @@ def main() -> int:
     for k in range(FOLDS):
         train = [e for e in examples if fold_of(e.question.id) != k]
         ranker = fit(train, fold=k + 1)
-        (args.folds / f"{FOLD_PREFIX}{k + 1}.json").write_text(ranker.to_json() + "\n")
+        (args.folds / f"{SHORT_FOLD_PREFIX}{k + 1}.json").write_text(ranker.to_json() + "\n")
         unseen_by.update((id(e), ranker) for e in examples if fold_of(e.question.id) == k)
     final = fit(examples)
     args.out.write_text(final.to_json() + "\n")
@@ -229,7 +230,7 @@ def main() -> int:
         "",
         *table(rows),
         "",
-        f"Fold models are in `{shown(args.folds)}/{FOLD_PREFIX}*.json`; `rag eval` on",
+        f"Fold models are in `{shown(args.folds)}/{SHORT_FOLD_PREFIX}*.json`; `rag eval` on",
         "these questions ranks each one with the fold model that was not fitted on it.",
         "",
         f"## Model: LightGBM LambdaMART, {SHORT_ROUNDS} trees",
