@@ -32,9 +32,7 @@ from rag_eval.data import (
     EvalError,
     Question,
     collection_name,
-    corpus_document,
-    documents_digest,
-    folder_documents,
+    corpus_of,
     question_key,
     read_jsonl,
     stratified_sample,
@@ -198,14 +196,9 @@ def run(args: argparse.Namespace, settings: Settings, make_engine: Callable) -> 
     gate_path = getattr(args, "gate", None)
     gate = load_gate(gate_path) if gate_path else None
     full = not args.retrieval_only
-    if docs is not None:
-        documents = folder_documents(docs)
-        corpus_bytes = documents_digest(documents)
-    elif corpus_path.is_file():
-        documents = [corpus_document(r) for r in read_jsonl(corpus_path)]
-        corpus_bytes = corpus_path.read_bytes()
-    else:
-        raise EvalError(f"no such file: {corpus_path}")
+    documents, corpus_bytes = (
+        corpus_of(docs, folder=True) if docs is not None else corpus_of(corpus_path)
+    )
     questions = load_questions(args, questions_path)
     removing = getattr(args, "evidence_removed", False)
     if removing:

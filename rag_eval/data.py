@@ -153,6 +153,17 @@ def documents_digest(documents: Sequence[LoadedDocument]) -> bytes:
     return "\n".join(f"{d.doc_id}\x1f{d.content_hash}" for d in documents).encode()
 
 
+def corpus_of(source: Path, folder: bool = False) -> tuple[list[LoadedDocument], bytes]:
+    """A corpus to ingest and what identifies it: a folder read as `rag ingest` reads it, or a
+    corpus JSONL file (its bytes identify it). `folder`: it must be a folder."""
+    if folder or source.is_dir():
+        documents = folder_documents(source)
+        return documents, documents_digest(documents)
+    if source.is_file():
+        return [corpus_document(r) for r in read_jsonl(source)], source.read_bytes()
+    raise EvalError(f"no such file: {source}")
+
+
 def collection_name(corpus_bytes: bytes, settings: Settings) -> str:
     """The eval's own collection: keyed by corpus content and chunking/embedding settings."""
     config = json.dumps(

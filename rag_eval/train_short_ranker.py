@@ -41,9 +41,7 @@ from rag_eval.data import (
     REPO,
     Question,
     collection_name,
-    corpus_document,
-    documents_digest,
-    folder_documents,
+    corpus_of,
     read_jsonl,
 )
 from rag_eval.heldout import RANKER_FOLDS, SHORT_FOLD_PREFIX
@@ -79,12 +77,7 @@ def ingested(source: Path) -> Retriever:
     retriever over it that keeps the fused order (the examples' own)."""
     from rag.compose import build_knowledge_base
 
-    if source.is_dir():
-        documents = folder_documents(source)
-        digest = documents_digest(documents)
-    else:
-        documents = [corpus_document(r) for r in read_jsonl(source)]
-        digest = source.read_bytes()
+    documents, digest = corpus_of(source)
     settings = Settings(rerank_short_questions=False)
     settings = settings.model_copy(update={"collection": collection_name(digest, settings)})
     kb = build_knowledge_base(settings)
