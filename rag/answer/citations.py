@@ -234,6 +234,40 @@ def covers_question(question: str, passages: Sequence[Passage]) -> bool:
     return all(found) or not any(found)
 
 
+# A question starting with one of these asks yes or no: its answer may restate it.
+_YES_NO_OPENERS = frozenset(
+    "is are was were am do does did can could should would will shall has have had may might "
+    "must".split()
+)
+# Identifiers stay whole ("gss.h", "NIMBUS_API_KEY", "semver.truncate"), hyphens part words.
+_ANSWER_WORD = re.compile(r"[A-Za-z0-9_]+(?:[.'’][A-Za-z0-9_]+)*")
+
+
+def _said(text: str) -> set[str]:
+    said = set()
+    for token in _ANSWER_WORD.findall(CITATION_WITH_SPACE.sub("", text)):
+        word = token.lower().removesuffix("'s").removesuffix("’s")
+        if word in STOPWORDS:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]  # "officials" restates "official"
+        said.add(word)
+    return said
+
+
+def adds_to_question(answer: str, question: str) -> bool:
+    """Whether an answer says anything its (short) question did not. "Istanbul [1]." to "Where
+    exactly in Istanbul were the talks held?" names no place; "The Fortran routine is the
+    variant of AMD that skips aggressive absorption" names no routine: the question's own words
+    handed back with a citation are no answer, however well a passage supports them. A yes/no
+    question, a choice ("A or B?") and a long, many-sided question (whose answer is often an
+    entity it names) may be answered in their own words."""
+    opener = question.split(maxsplit=1)[0].lower() if question.strip() else ""
+    if opener in _YES_NO_OPENERS or re.search(r"\bor\b", question) or not is_pointed(question):
+        return True
+    return bool(_said(answer) - _said(question))
+
+
 # Passages of one document this close (in characters) are one continuous text, cut by chunking.
 CONTINUOUS_GAP = 200
 
@@ -346,7 +380,11 @@ def check_answer(
         verdicts.append(SentenceVerdict(bare, list(supporting), share, True))
         for n in supporting:
             cited.setdefault(n, []).append(bare)
-    if not cited or not covers_question(question, [by_number[n] for n in cited]):
+    if (
+        not cited
+        or not covers_question(question, [by_number[n] for n in cited])
+        or not (verdict or adds_to_question(" ".join(kept), question))
+    ):
         return CheckedAnswer(refusal, True, {}, [replace(v, kept=False) for v in verdicts])
     text = " ".join([verdict, *kept] if verdict else kept)
     return CheckedAnswer(text, False, cited, verdicts)

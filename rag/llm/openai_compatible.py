@@ -49,6 +49,14 @@ def openai_client(endpoint: Endpoint) -> Any:
     )
 
 
+def load_client_library() -> None:
+    """Import the OpenAI client with its chat resources ahead of the first question: that
+    takes a second or more of a small CPU, which the first answer would otherwise spend while
+    the model server, on the same cores, reads its prompt."""
+    import openai
+    import openai.resources.chat  # noqa: F401  (the client imports it on first use)
+
+
 def llama_index_llm(endpoint: Endpoint, max_tokens: int, context_window: int) -> Any:
     """The same endpoint as a llama-index LLM (for pipelines built from llama-index parts)."""
     from llama_index.llms.openai_like import OpenAILike
