@@ -368,6 +368,11 @@ def check_answer(
         ):
             supporting = []
         share = support_share(sentence, [by_number[n] for n in supporting or numbers], question)
+        if supporting and not verdict and not adds_to_question(bare, question):
+            # the question's own words handed back: dropped like an unsupported claim, so the
+            # sentence gate (which checks one sentence at a time) and the whole answer agree
+            verdicts.append(SentenceVerdict(bare, [], share, False))
+            continue
         if not supporting:
             names, _ = key_terms(sentence)
             connective = bool(kept) and not names  # a remark with no facts of its own
@@ -380,11 +385,7 @@ def check_answer(
         verdicts.append(SentenceVerdict(bare, list(supporting), share, True))
         for n in supporting:
             cited.setdefault(n, []).append(bare)
-    if (
-        not cited
-        or not covers_question(question, [by_number[n] for n in cited])
-        or not (verdict or adds_to_question(" ".join(kept), question))
-    ):
+    if not cited or not covers_question(question, [by_number[n] for n in cited]):
         return CheckedAnswer(refusal, True, {}, [replace(v, kept=False) for v in verdicts])
     text = " ".join([verdict, *kept] if verdict else kept)
     return CheckedAnswer(text, False, cited, verdicts)

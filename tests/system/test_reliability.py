@@ -84,12 +84,15 @@ def assert_same_index(actual: dict, reference: dict) -> None:
     assert actual["chunks"] == reference["chunks"]
     assert actual["documents"] == reference["documents"]
     # Every vector readable, and the same one up to the int8 model's dynamic quantisation, whose
-    # activation scales depend on what else was in the embedding batch.
+    # activation scales depend on what else was in the embedding batch: which chunks two
+    # concurrent writers embed together depends on timing, and a chunk embedded among others
+    # can differ from itself embedded alone by a cosine of 0.02 (a wrong or missing vector is
+    # far below 0.9).
     for chunk_id, vector in reference["embeddings"].items():
         mine = np.asarray(actual["embeddings"][chunk_id])
         theirs = np.asarray(vector)
         cosine = mine @ theirs / (np.linalg.norm(mine) * np.linalg.norm(theirs))
-        assert cosine > 0.98, (chunk_id, cosine)
+        assert cosine > 0.97, (chunk_id, cosine)
 
 
 @pytest.mark.parametrize("folders", ["same", "disjoint"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.citations import adds_to_question, check_answer
+from rag.answer.citations import SentenceGate, adds_to_question, check_answer
 from rag.events import Passage
 
 REFUSAL = "The documents do not say."
@@ -84,11 +84,21 @@ def test_the_check_refuses_an_echoed_answer_and_keeps_an_informative_one():
     assert not informative.refused and informative.cited == {1: ["At the Dolmabahce Palace."]}
 
 
-def test_an_echo_followed_by_a_new_fact_is_kept():
+def test_an_echoed_sentence_is_dropped_and_a_new_fact_kept():
     checked = check_answer(
         "The talks were held in Istanbul [1]. They were held at the Dolmabahce Palace [1].",
         [TALKS],
         "Where exactly in Istanbul were the talks held?",
         REFUSAL,
     )
-    assert not checked.refused and "Dolmabahce" in checked.text
+    assert not checked.refused
+    assert checked.text == "They were held at the Dolmabahce Palace [1]."
+    assert [v.kept for v in checked.verdicts] == [False, True]
+
+
+def test_the_sentence_gate_withholds_an_echoed_sentence():
+    gate = SentenceGate([TALKS], "Where exactly in Istanbul were the talks held?")
+    assert gate.feed("The talks were held in Istanbul [1]. ") == ""
+    assert gate.feed("They were held at the Dolmabahce Palace [1].") + gate.flush() == (
+        "They were held at the Dolmabahce Palace [1]."
+    )

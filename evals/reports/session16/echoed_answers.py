@@ -1,7 +1,9 @@
-"""Which answers of earlier `rag eval` reports the rule against echoed answers
-(`rag.answer.citations.adds_to_question`) would now refuse: given answers that say nothing their
-short question did not. The model's raw answers do not depend on the check, so these are the
-only answers of those runs the rule can change; the figures come from new `rag eval` runs.
+"""Which answers of a `rag eval` report the rule against echoed answers
+(`rag.answer.citations.adds_to_question`) decides: the citation check is replayed on each raw
+answer and the passages it was shown, with the rule and without it, and every answer whose
+outcome differs is listed. On a report made before the rule, these are the only answers of that
+run the rule can change (the model's raw answers do not depend on the check); on one made with
+it, they are the answers it refused.
 
     python evals/reports/session16/echoed_answers.py REPORT.json...
 """
@@ -11,20 +13,62 @@ import json
 import sys
 from pathlib import Path
 
-from rag.answer.citations import adds_to_question
+import rag.answer.citations as citations
+from rag.events import Passage
+from rag.prompts import refusal_text
+from rag.text import strip_citations
+from rag_eval.metrics import answer_accuracy
+
+REFUSAL = refusal_text()
+RULE = citations.adds_to_question
+
+
+def passages_of(row: dict) -> list[Passage]:
+    return [
+        Passage(
+            n=p["n"],
+            chunk_id=p.get("chunk_id", ""),
+            doc_id=p["doc_id"],
+            title=p.get("title") or "",
+            text=p["text"],
+            start=p.get("start", 0),
+            end=p.get("end", 0),
+            published=p.get("published"),
+            source=p.get("source"),
+            page=p.get("page"),
+            section=p.get("section"),
+        )
+        for p in row.get("passages") or []
+    ]
+
+
+def refused_by_check(row: dict, passages: list[Passage], rule: bool) -> bool:
+    citations.adds_to_question = RULE if rule else (lambda answer, question: True)
+    try:
+        return citations.check_answer(
+            row["raw_answer"], passages, row["question_used"], REFUSAL
+        ).refused
+    finally:
+        citations.adds_to_question = RULE
+
 
 for path in sys.argv[1:]:
     rows = json.loads(Path(path).read_text(encoding="utf-8"))["rows"]
     counts: collections.Counter = collections.Counter()
     print(path)
     for row in rows:
-        if row.get("refused") or row.get("error") or not row.get("answer"):
+        passages = passages_of(row)
+        if row.get("refused_by") == "model" or not row.get("raw_answer") or not passages:
             continue
-        if adds_to_question(row["answer"], row["question_used"]):
+        if refused_by_check(row, passages, True) == refused_by_check(row, passages, False):
             continue
         kind = "answerable" if row["answerable"] else "unanswerable"
-        outcome = "right" if row.get("correct") else "not right"
-        counts[(kind, outcome)] += 1
-        print(f"  {kind}, {outcome}: {row['question_used']}\n    {row['answer']}")
-    given = sum(1 for r in rows if not r.get("refused") and not r.get("error"))
-    print(f"  now refused, of {given} given: {dict(counts) or 'none'}\n")
+        right = row["answerable"] and (
+            answer_accuracy(strip_citations(row["raw_answer"]), row["golds"]) > 0
+        )
+        outcome = "right without the rule" if right else "not right"
+        ended = f"refused by {row['refused_by']}" if row.get("refused") else "given"
+        counts[(kind, outcome, f"in that run {ended}")] += 1
+        print(f"  {kind}, {outcome}, in that run {ended}: {row['question_used']}")
+        print(f"    {row['raw_answer']}")
+    print(f"  refused by the rule: {dict(counts) or 'none'}\n")
