@@ -14,35 +14,16 @@ import sys
 from pathlib import Path
 
 import rag.answer.citations as citations
-from rag.events import Passage
 from rag.prompts import refusal_text
 from rag.text import strip_citations
 from rag_eval.metrics import answer_accuracy
+from rag_eval.runners import passages_from_dicts
 
 REFUSAL = refusal_text()
 RULE = citations.adds_to_question
 
 
-def passages_of(row: dict) -> list[Passage]:
-    return [
-        Passage(
-            n=p["n"],
-            chunk_id=p.get("chunk_id", ""),
-            doc_id=p["doc_id"],
-            title=p.get("title") or "",
-            text=p["text"],
-            start=p.get("start", 0),
-            end=p.get("end", 0),
-            published=p.get("published"),
-            source=p.get("source"),
-            page=p.get("page"),
-            section=p.get("section"),
-        )
-        for p in row.get("passages") or []
-    ]
-
-
-def refused_by_check(row: dict, passages: list[Passage], rule: bool) -> bool:
+def refused_by_check(row: dict, passages: list, rule: bool) -> bool:
     citations.adds_to_question = RULE if rule else (lambda answer, question: True)
     try:
         return citations.check_answer(
@@ -57,7 +38,7 @@ for path in sys.argv[1:]:
     counts: collections.Counter = collections.Counter()
     print(path)
     for row in rows:
-        passages = passages_of(row)
+        passages = passages_from_dicts(row.get("passages") or [])
         if row.get("refused_by") == "model" or not row.get("raw_answer") or not passages:
             continue
         if refused_by_check(row, passages, True) == refused_by_check(row, passages, False):

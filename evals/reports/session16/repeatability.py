@@ -5,6 +5,8 @@
     python repeatability.py compare A.json B.json [REPORT.json]
     # how many of the exact 40 nearest chunks the dense index's approximate search returns
     RAG_DATA_DIR=DIR RAG_COLLECTION=C python repeatability.py recall QUESTIONS
+    # one text's embedding alone against among a batch of 16, and the time each takes
+    RAG_DATA_DIR=DIR python repeatability.py batches QUESTIONS
     # PDF citations on a gold page, with the gold pages before and after session 16's correction
     python repeatability.py pages REPORT.json...
 
@@ -85,6 +87,29 @@ def recall(questions_path: str, k: int = 40) -> None:
     )
 
 
+def batches(questions_path: str) -> None:
+    import time
+
+    from rag.compose import build_embedder
+    from rag.config import get_settings
+
+    embedder = build_embedder(get_settings())
+    texts = [q["question"] for q in questions(questions_path)]
+    started = time.perf_counter()
+    together = np.array(embedder.embed(texts))
+    batched_s = time.perf_counter() - started
+    started = time.perf_counter()
+    alone = np.array([embedder.embed([text])[0] for text in texts])
+    alone_s = time.perf_counter() - started
+    cosines = (together * alone).sum(axis=1)
+    print(
+        f"{len(texts)} texts, batches of {embedder.embed_batch_size}: {batched_s:.2f} s; "
+        f"one at a time: {alone_s:.2f} s; cosine of the two embeddings: min "
+        f"{cosines.min():.4f}, 5th percentile {np.percentile(cosines, 5):.4f}, "
+        f"mean {cosines.mean():.4f}"
+    )
+
+
 def pages(*reports: str) -> None:
     from rag_eval.metrics import page_checks
 
@@ -104,4 +129,10 @@ def pages(*reports: str) -> None:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"passages": passages, "compare": compare, "recall": recall, "pages": pages}[command](*args)
+    {
+        "passages": passages,
+        "compare": compare,
+        "recall": recall,
+        "batches": batches,
+        "pages": pages,
+    }[command](*args)
