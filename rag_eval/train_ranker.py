@@ -97,7 +97,10 @@ def fit(examples: list[Example], trained_on: dict):
 
 
 def importance(ranker) -> list[tuple[str, float]]:
-    gains = ranker.booster.feature_importance(importance_type="gain")
+    import lightgbm
+
+    booster = lightgbm.Booster(model_str=ranker.model_text)
+    gains = booster.feature_importance(importance_type="gain")
     total = float(gains.sum()) or 1.0
     order = np.argsort(-gains, kind="stable")
     return [(ranker.FEATURE_NAMES[i], float(gains[i]) / total) for i in order]

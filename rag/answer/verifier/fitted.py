@@ -4,9 +4,8 @@ MultiHop-RAG, the real-document set, and their evidence-removed questions), with
 chosen there for a target precision of the answers it lets through. Ships as `support.json`
 next to this file; nothing downloads.
 
-The trees are stored as LightGBM dumps them and walked here: a few hundred small trees cost
-well under a millisecond, while importing LightGBM itself costs a second or two, which a
-one-shot `rag ask` would pay on every question."""
+The trees are stored as LightGBM dumps them and walked without LightGBM (`rag.boosted_trees`),
+whose import a one-shot `rag ask` would otherwise pay on every question."""
 
 from __future__ import annotations
 
@@ -14,45 +13,36 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rag.answer.verifier.base import Support, Verifier
 from rag.answer.verifier.signals import SIGNALS, Claim, TokenEncoder, claim_signals
+from rag.boosted_trees import BoostedTrees
 
 SHIPPED_VERIFIER = Path(__file__).with_name("support.json")
 
 
 @dataclass
 class Trees:
-    """A binary LightGBM model as `Booster.dump_model()` writes it: the probability is the
-    logistic of the sum of each tree's leaf."""
+    """A binary LightGBM model as `Booster.dump_model()` writes it (the form the model file
+    keeps): the probability is the logistic of the sum of each tree's leaf."""
 
     trees: list[dict[str, Any]]
 
+    @cached_property
+    def _walked(self) -> BoostedTrees:
+        return BoostedTrees.from_dump(self.trees)
+
     def probability(self, row: Sequence[float]) -> float:
-        raw = sum(_leaf(tree["tree_structure"], row) for tree in self.trees)
-        return 1.0 / (1.0 + math.exp(-raw))
+        return float(self._walked.probabilities(np.array([row], dtype=np.float64))[0])
 
     @classmethod
     def from_booster(cls, booster: Any) -> Trees:
         return cls(booster.dump_model()["tree_info"])
-
-
-def _leaf(node: dict[str, Any], row: Sequence[float]) -> float:
-    """LightGBM's decision rule: a missing value (NaN) goes the node's default way when the
-    node learnt one for NaN; otherwise it counts as zero, and a "Zero" node sends zero there."""
-    while "leaf_value" not in node:
-        value = row[node["split_feature"]]
-        missing = node.get("missing_type", "None")
-        if math.isnan(value) and missing != "NaN":
-            value = 0.0
-        if (missing == "NaN" and math.isnan(value)) or (missing == "Zero" and abs(value) < 1e-35):
-            left = bool(node["default_left"])
-        else:
-            left = value <= node["threshold"]
-        node = node["left_child"] if left else node["right_child"]
-    return float(node["leaf_value"])
 
 
 @dataclass

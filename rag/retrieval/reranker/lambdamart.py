@@ -12,17 +12,15 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 
+from rag.boosted_trees import BoostedTrees
 from rag.retrieval.pool import Pool, PoolSignals
 from rag.retrieval.reranker.base import Reranker
-
-if TYPE_CHECKING:
-    import lightgbm
 
 SHIPPED_MODEL = Path(__file__).with_name("lambdamart.json")
 
@@ -115,25 +113,30 @@ ROUNDS = 200
 @dataclass
 class BoostedRanker:
     """LightGBM trees over a fixed list of features, read from and written to a model file
-    that names them (a file for other features is refused)."""
+    that names them (a file for other features is refused). The file holds LightGBM's text
+    model; scoring walks its trees without LightGBM (`rag.boosted_trees`)."""
 
-    booster: lightgbm.Booster
+    model_text: str
     trained_on: dict
+    trees: BoostedTrees = field(init=False, repr=False)
 
     FEATURE_NAMES: ClassVar[tuple[str, ...]] = FEATURES
     SHIPPED: ClassVar[Path] = SHIPPED_MODEL
     TRAINER: ClassVar[str] = "rag_eval.train_ranker"
 
+    def __post_init__(self) -> None:
+        self.trees = BoostedTrees.from_model_string(self.model_text)
+
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Scores of rows of `FEATURE_NAMES`, higher is better."""
-        return self.booster.predict(matrix, num_threads=1)
+        return self.trees.raw_scores(matrix)
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "features": list(self.FEATURE_NAMES),
                 "trained_on": self.trained_on,
-                "lightgbm_model": self.booster.model_to_string(),
+                "lightgbm_model": self.model_text,
             }
         )
 
@@ -141,15 +144,12 @@ class BoostedRanker:
     def load(cls, path: Path | None = None) -> Self:
         """A model written by its trainer (None: the shipped one); it must be for this code's
         features."""
-        import lightgbm
-
         path = path or cls.SHIPPED
         data = read_model_file(path, cls.FEATURE_NAMES, cls.TRAINER)
         try:
-            booster = lightgbm.Booster(model_str=str(data["lightgbm_model"]))
-        except (KeyError, lightgbm.basic.LightGBMError) as exc:
+            return cls(str(data["lightgbm_model"]), trained_on=data.get("trained_on") or {})
+        except (KeyError, ValueError, IndexError) as exc:
             raise ValueError(f"cannot read ranker model {path}: {exc!r}") from exc
-        return cls(booster, trained_on=data.get("trained_on") or {})
 
     @classmethod
     def fit(
@@ -175,7 +175,7 @@ class BoostedRanker:
             free_raw_data=True,
         )
         booster = lightgbm.train(params, data, num_boost_round=rounds)
-        return cls(booster, trained_on=trained_on or {})
+        return cls(booster.model_to_string(), trained_on=trained_on or {})
 
 
 @dataclass
