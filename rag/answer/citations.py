@@ -220,6 +220,63 @@ def is_pointed(question: str) -> bool:
     return len(question.split()) <= MAX_COVERED_WORDS
 
 
+# A name as code and configuration spell it: "in_flow_delay", "GSS_S_CONTEXT_EXPIRED",
+# "kern.maxproc", "semver.truncate", "showHelpAfterError", "Makefile.am".
+_CODE_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|->)[A-Za-z_$][\w$]*)*")
+_QUALIFIER = re.compile(r"\.|::|->")
+
+
+def question_identifiers(question: str) -> list[str]:
+    """The identifiers a question names (lower case): words joined by underscores, dotted or
+    qualified names whose parts are words (not "e.g."), and camelCase names. A trailing
+    underscore ("the amd_l_* routines") makes it a prefix."""
+    found = []
+    for match in _CODE_NAME.finditer(question):
+        token = match.group(0)
+        parts = _QUALIFIER.split(token)
+        if (
+            "_" in token.strip("_")
+            or (len(token) > 3 and re.match(r"[a-z]+[A-Z]", token))
+            or (len(parts) > 1 and all(len(part) > 1 for part in parts))
+        ):
+            found.append(token.lower())
+    return list(dict.fromkeys(found))
+
+
+def names_identifier(passages: Sequence[Passage], identifier: str) -> bool:
+    """Whether the passages (their text or what the prompt shows about them) spell it out."""
+    tail = "" if identifier.endswith("_") else r"(?![\w$])"
+    pattern = re.compile(rf"(?<![\w$]){re.escape(identifier)}{tail}", re.IGNORECASE)
+    return any(pattern.search(factual_text(p.text)) or pattern.search(_about(p)) for p in passages)
+
+
+def in_context_of(cited: Sequence[Passage], shown: Sequence[Passage]) -> list[Passage]:
+    """The cited passages and the shown ones that are their context: the rest of the same
+    section of the same document, or the text right around them."""
+    return [
+        p
+        for p in shown
+        if any(
+            p.doc_id == c.doc_id
+            and ((p.section and p.section == c.section) or p in _continuous_with(c, shown))
+            for c in cited
+        )
+    ]
+
+
+def names_asked_identifiers(
+    question: str, cited: Sequence[Passage], shown: Sequence[Passage]
+) -> bool:
+    """A short question's identifiers must each be spelt out where the answer's citations point:
+    in a cited passage or its context. A manual documents many parameters alike, and "the
+    default value of in_flow_delay is 100", cited to a passage on another parameter whose
+    default is 100, is wrong however well its number is supported."""
+    if not is_pointed(question):
+        return True  # a long question joins facts of several documents, named in each
+    context = in_context_of(cited, shown)
+    return all(names_identifier(context, i) for i in question_identifiers(question))
+
+
 def covers_question(question: str, passages: Sequence[Passage]) -> bool:
     """Unless the passages an answer cites name none of the question's subjects (a manual's
     passages seldom repeat its product's name), they must name all of them: if the question
@@ -385,7 +442,12 @@ def check_answer(
         verdicts.append(SentenceVerdict(bare, list(supporting), share, True))
         for n in supporting:
             cited.setdefault(n, []).append(bare)
-    if not cited or not covers_question(question, [by_number[n] for n in cited]):
+    cited_passages = [by_number[n] for n in cited]
+    if (
+        not cited
+        or not covers_question(question, cited_passages)
+        or not names_asked_identifiers(question, cited_passages, passages)
+    ):
         return CheckedAnswer(refusal, True, {}, [replace(v, kept=False) for v in verdicts])
     text = " ".join([verdict, *kept] if verdict else kept)
     return CheckedAnswer(text, False, cited, verdicts)
