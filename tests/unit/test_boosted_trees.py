@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import lightgbm
 import numpy as np
 import pytest
@@ -85,3 +88,22 @@ def test_what_it_cannot_walk_is_refused():
         BoostedTrees.from_model_string("tree\nnonsense")
     with pytest.raises(ValueError, match="rows × features"):
         BoostedTrees.from_model_string(fitted(rng).model_to_string()).raw_scores(np.zeros(5))
+
+
+def test_scoring_never_imports_lightgbm():
+    """Answering walks the shipped models' trees itself: importing LightGBM (and the pandas it
+    imports) would cost every one-shot `rag ask` that time before it could search."""
+    code = (
+        "import sys, numpy as np\n"
+        "from rag.answer.verifier import FittedVerifier, SIGNALS\n"
+        "from rag.retrieval.reranker import FEATURES, LambdaMARTReranker\n"
+        "from rag.retrieval.reranker.short_questions import SHORT_FEATURES, ShortQuestionReranker\n"
+        "LambdaMARTReranker.load().predict(np.zeros((3, len(FEATURES))))\n"
+        "ShortQuestionReranker.load().predict(np.zeros((3, len(SHORT_FEATURES))))\n"
+        "FittedVerifier.load().probability({name: 0.5 for name in SIGNALS})\n"
+        "print(sorted(m for m in ('lightgbm', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
