@@ -97,6 +97,8 @@ class BoostedTrees:
                 trees.append(_Tree([], [], [], [], [], [], leaves))
                 continue
             decision = [int(v) for v in values["decision_type"].split()]
+            if any(d & _CATEGORICAL_BIT for d in decision):
+                raise ValueError("categorical splits are not supported")
             trees.append(
                 _Tree(
                     feature=[int(v) for v in values["split_feature"].split()],
