@@ -32,14 +32,15 @@ def switched_off(name: str, stand_in: Callable) -> Iterator[None]:
         setattr(citations, name, rule)
 
 
-def refused_by_check(row: dict, passages: list) -> bool:
+def refused_by_check(row: dict, passages: list, refusal: str) -> bool:
     return citations.check_answer(
-        row["raw_answer"], passages, row["question_used"], refusal_text()
+        row["raw_answer"], passages, row["question_used"], refusal
     ).refused
 
 
 def replay(paths: list[str], name: str, stand_in: Callable) -> None:
     """Print, per report, each answer whose outcome the rule `name` changes, and a count."""
+    refusal = refusal_text()
     for path in paths:
         rows = json.loads(Path(path).read_text(encoding="utf-8"))["rows"]
         counts: collections.Counter = collections.Counter()
@@ -48,9 +49,9 @@ def replay(paths: list[str], name: str, stand_in: Callable) -> None:
             passages = passages_from_dicts(row.get("passages") or [])
             if row.get("refused_by") == "model" or not row.get("raw_answer") or not passages:
                 continue
-            with_rule = refused_by_check(row, passages)
+            with_rule = refused_by_check(row, passages, refusal)
             with switched_off(name, stand_in):
-                without_rule = refused_by_check(row, passages)
+                without_rule = refused_by_check(row, passages, refusal)
             if with_rule == without_rule:
                 continue
             kind = "answerable" if row["answerable"] else "unanswerable"

@@ -253,13 +253,13 @@ def names_identifier(passages: Sequence[Passage], identifier: str) -> bool:
 def in_context_of(cited: Sequence[Passage], shown: Sequence[Passage]) -> list[Passage]:
     """The cited passages and the shown ones that are their context: the rest of the same
     section of the same document, or the text right around them."""
+    around = [(c, _continuous_with(c, shown)) for c in cited]
     return [
         p
         for p in shown
         if any(
-            p.doc_id == c.doc_id
-            and ((p.section and p.section == c.section) or p in _continuous_with(c, shown))
-            for c in cited
+            p.doc_id == c.doc_id and ((p.section and p.section == c.section) or p in group)
+            for c, group in around
         )
     ]
 
