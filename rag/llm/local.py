@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rag.config import Settings
 from rag.llm.base import LLMError, Message
-from rag.llm.openai_compatible import Endpoint, OpenAICompatibleLLM, load_client_library
+from rag.llm.openai_compatible import Endpoint, OpenAICompatibleLLM
 from rag.models import qwen_gguf_path
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,6 @@ class LocalLLM(OpenAICompatibleLLM):
         """Restore this prefix's saved KV cache into the next slot, or compute and save it."""
         import httpx
 
-        load_client_library()  # what answering needs besides the prefix
         if self.shared:
             return
         key = hashlib.sha256(json.dumps([self._tag, list(messages)]).encode()).hexdigest()
@@ -271,7 +270,6 @@ class ModelProcess:
 
         stdout = self.popen.stdout
         assert stdout is not None
-        load_client_library()  # while the model still loads, not once it waits for a prompt
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             ready, _, _ = select.select([stdout], [], [], left)

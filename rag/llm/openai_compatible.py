@@ -1,16 +1,28 @@
 """Every model rag talks to sits behind an OpenAI-compatible chat endpoint (OpenAI, vLLM,
 Ollama, llama.cpp, or the shipped model's local server). This module is the one place that
 turns an endpoint's address into a client: rag's own `OpenAICompatibleLLM`, and the llama-index
-`OpenAILike` object that the eval's baseline pipeline needs."""
+`OpenAILike` object that the eval's baseline pipeline needs.
+
+`OpenAICompatibleLLM` speaks the wire protocol (a streamed `POST /chat/completions` read as
+server-sent events) with httpx and httpx-sse rather than through the official `openai` client:
+rag makes one kind of call, and importing the official client costs a one-shot `rag ask` about
+as long as everything else it imports besides llama-index and Chroma."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import httpx
+from httpx_sse import EventSource, SSEError, connect_sse
+
 from rag.llm.base import LLM, LLMError, Message
+
+ERROR_DETAIL_CHARS = 300  # of an endpoint's error reply quoted to the user
 
 
 @dataclass(frozen=True)
@@ -27,34 +39,24 @@ class Endpoint:
     def description(self) -> str:
         return f"{self.model} at {self.base_url}"
 
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url.rstrip('/')}/chat/completions"
 
-def openai_client(endpoint: Endpoint) -> Any:
-    """The official client for the endpoint, for streamed chat: it fails after
-    `connect_timeout` without a connection and after `first_token_timeout` without a byte of
-    reply, and retries nothing itself (`OpenAICompatibleLLM` retries what never connected)."""
-    import httpx
-    import openai
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
-    timeout = httpx.Timeout(
-        endpoint.first_token_timeout,
-        connect=endpoint.connect_timeout,
-        write=endpoint.connect_timeout,
-        pool=endpoint.connect_timeout,
-    )
-    return openai.OpenAI(
-        base_url=endpoint.base_url,
-        api_key=endpoint.api_key or "none",
-        timeout=timeout,
-        max_retries=0,
-    )
-
-
-def load_client_library() -> None:
-    """Import the OpenAI client with its chat resources ahead of the first question: that
-    takes a second or more of a small CPU, which the first answer would otherwise spend while
-    the model server, on the same cores, reads its prompt."""
-    import openai
-    import openai.resources.chat  # noqa: F401  (the client imports it on first use)
+    def http_client(self) -> httpx.Client:
+        """For streamed chat: it fails after `connect_timeout` without a connection and after
+        `first_token_timeout` without a byte of reply (or between two pieces)."""
+        timeout = httpx.Timeout(
+            self.first_token_timeout,
+            connect=self.connect_timeout,
+            write=self.connect_timeout,
+            pool=self.connect_timeout,
+        )
+        return httpx.Client(timeout=timeout, headers=self.headers)
 
 
 def llama_index_llm(endpoint: Endpoint, max_tokens: int, context_window: int) -> Any:
@@ -90,48 +92,68 @@ class OpenAICompatibleLLM(LLM):
         return self.endpoint.model
 
     @cached_property
-    def _client(self) -> Any:
-        return openai_client(self.endpoint)
+    def _http(self) -> httpx.Client:
+        return self.endpoint.http_client()
 
     def stream(self, messages: Sequence[Message], max_tokens: int) -> Iterator[str]:
-        import openai
+        request = {
+            "model": self.endpoint.model,
+            "messages": list(messages),
+            "temperature": 0.0,
+            "max_tokens": max_tokens,
+            "stream": True,
+        }
+        with ExitStack() as request_open:  # leaving it stops the model's request too
+            events = self._open(request_open, request)
+            try:
+                for event in events.iter_sse():
+                    if event.data.strip() == "[DONE]":
+                        return
+                    if piece := self._piece(event.event, event.data):
+                        yield piece
+            except httpx.TimeoutException as exc:
+                raise LLMError(self._timed_out()) from exc
+            except (httpx.HTTPError, SSEError) as exc:
+                raise LLMError(self._failed_mid_answer(str(exc))) from exc
 
-        chunks = self._open(messages, max_tokens)
-        try:
-            for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-        except openai.APITimeoutError as exc:
-            raise LLMError(self._timed_out()) from exc
-        except openai.APIError as exc:
-            raise LLMError(f"The LLM at {self.base_url} failed mid-answer ({exc}).") from exc
-        finally:
-            chunks.close()  # a stopped answer stops the model's request too
-
-    def _open(self, messages: Sequence[Message], max_tokens: int) -> Any:
+    def _open(self, request_open: ExitStack, request: dict[str, Any]) -> EventSource:
         """The streamed request, retried only when it could not even connect."""
-        import openai
-
         for attempt in range(self.endpoint.max_retries + 1):
             try:
-                return self._client.chat.completions.create(
-                    model=self.endpoint.model,
-                    messages=list(messages),
-                    temperature=0.0,
-                    max_tokens=max_tokens,
-                    stream=True,
+                events = request_open.enter_context(
+                    connect_sse(self._http, "POST", self.endpoint.chat_url, json=request)
                 )
-            except openai.APITimeoutError as exc:
+            except httpx.TimeoutException as exc:
                 raise LLMError(self._timed_out()) from exc
-            except openai.APIConnectionError as exc:
+            except httpx.TransportError as exc:
                 if attempt < self.endpoint.max_retries:
                     continue
                 raise LLMError(f"Cannot reach the LLM at {self.base_url}: is it running?") from exc
-            except openai.APIStatusError as exc:
+            reply = events.response
+            if reply.is_error:
+                with suppress(httpx.HTTPError):  # the message is read if it can be
+                    reply.read()
                 raise LLMError(
-                    f"The LLM at {self.base_url} answered HTTP {exc.status_code}: {exc.message}"
-                ) from exc
+                    f"The LLM at {self.base_url} answered HTTP {reply.status_code}: "
+                    f"{_error_message(reply)}"
+                )
+            return events
         raise AssertionError("unreachable")
+
+    def _piece(self, event: str, data: str) -> str:
+        """The text one streamed event adds; an error event (some endpoints report a failure
+        mid-answer this way) raises."""
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise LLMError(self._failed_mid_answer(f"unreadable event {data[:80]!r}")) from exc
+        if event == "error" or (isinstance(chunk, dict) and "error" in chunk):
+            detail = chunk.get("error", chunk) if isinstance(chunk, dict) else chunk
+            raise LLMError(self._failed_mid_answer(_message_of(detail)))
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        if not choices:
+            return ""
+        return (choices[0].get("delta") or {}).get("content") or ""
 
     def _timed_out(self) -> str:
         return (
@@ -139,7 +161,25 @@ class OpenAICompatibleLLM(LLM):
             f"{self.endpoint.first_token_timeout:g} s)."
         )
 
+    def _failed_mid_answer(self, detail: str) -> str:
+        return f"The LLM at {self.base_url} failed mid-answer ({detail})."
+
     def prime(self, messages: Sequence[Message]) -> None:
         """Ask for one token: a server with a prompt cache then holds the prefix."""
         for _ in self.stream(messages, max_tokens=1):
             pass
+
+
+def _error_message(reply: httpx.Response) -> str:
+    """What an error reply says: its OpenAI error object's message, else its text."""
+    try:
+        body = reply.json()
+    except ValueError:
+        return reply.text.strip()[:ERROR_DETAIL_CHARS] or reply.reason_phrase
+    return _message_of(body.get("error", body) if isinstance(body, dict) else body)
+
+
+def _message_of(detail: Any) -> str:
+    if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+        return detail["message"][:ERROR_DETAIL_CHARS]
+    return str(detail)[:ERROR_DETAIL_CHARS]
