@@ -26,6 +26,9 @@ DocumentLookup = Callable[[str, str | None], LoadedDocument | None]  # (doc_id, 
 # followed by white space, or at a paragraph break.
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+|\n\s*\n")
 _SPACE = re.compile(r"\s*")
+# A quotation's end: a word, its sentence's punctuation, then a closing quotation mark.
+_QUOTATION_END = re.compile(r"\w[.!?,]+[\"'”’»]$")
+ATTRIBUTION_WORDS = 12  # at most, in the sentence that says who said a quotation
 
 
 def format_passage(passage: Passage) -> str:
@@ -62,7 +65,27 @@ def whole_sentences(
             new_end = len(text)  # the text's last sentence, with no end mark
         else:
             break
+    if sentences_after:
+        new_end = _with_attribution(text, new_end, limit)
     return new_start, new_end
+
+
+def _with_attribution(text: str, end: int, limit: int) -> int:
+    """`end`, or past the attribution of a quotation that ends there: a short sentence in the
+    same paragraph right after the closing quote ('…something big???” Trump posted on his
+    platform, Truth Social.'), which says who said it and where. The sentence splitter ends
+    the quotation's last sentence at its closing mark, so the sentences shown after a passage
+    would otherwise stop at the quote and leave out its source."""
+    if not _QUOTATION_END.search(text, max(0, end - 16), end):
+        return end
+    rest = _SPACE.match(text, end).end()
+    hit = _SENTENCE_END.search(text, rest + 1, limit)
+    if hit is None or "\n\n" in text[end : hit.start()]:
+        return end
+    sentence_end = hit.start() + len(hit.group(0).rstrip())
+    if len(text[rest:sentence_end].split()) > ATTRIBUTION_WORDS:
+        return end
+    return sentence_end
 
 
 def _shown_range(

@@ -300,6 +300,31 @@ def test_no_sentence_after_a_passage_reaches_beyond_its_reach():
     assert text[low:high] == "The width option sets columns."
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # the sentence after ends a quotation: its attribution comes with it
+        ("“It will go into effect shortly. This could be big???” Trump posted on his platform, "
+         "Truth Social.\n\nNext paragraph.",
+         "“It will go into effect shortly. This could be big???” Trump posted on his platform, "
+         "Truth Social."),
+        # not a paragraph further, not a long sentence, not a quoted character
+        ("“It will go into effect shortly. This could be big.”\n\nTrump posted it later.",
+         "“It will go into effect shortly. This could be big.”"),
+        ("“It will go into effect shortly. This could be big.” The talks, which began in "
+         "Istanbul earlier this month, went on for two more days after that.",
+         "“It will go into effect shortly. This could be big.”"),
+        ("The delimiters are listed. They are '-' and '.' Both are reserved.",
+         "The delimiters are listed. They are '-' and '.'"),
+    ],
+)  # fmt: skip
+def test_a_quotation_shown_to_its_end_is_shown_with_its_attribution(text, shown):
+    from rag.answer.context import whole_sentences
+
+    low, high = whole_sentences(text, 0, 4, reach=400, sentences_after=1)
+    assert text[low:high] == shown
+
+
 def test_a_short_question_sees_the_sentence_after_its_match_and_a_long_one_does_not(settings):
     from llama_index.core.schema import NodeWithScore, TextNode
 
