@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import PurePosixPath
 
 from rag.answer.untrusted import without_instructions
 from rag.events import Citation, Passage, SentenceVerdict
@@ -38,6 +39,7 @@ SENTENCE_STARTERS = frozenset(
     against along around beyond toward towards upon unlike like
     """.split()
 )
+_NAME_SEPARATORS = re.compile(r"[-_.]+")
 _VERDICT = re.compile(r"(yes|no)\s*[.!,]?", re.IGNORECASE)
 MIN_CONTENT_OVERLAP = 0.5  # for sentences with no names or numbers to check
 # Links, e-mail addresses and phone numbers an answer gives must be in a cited passage's factual
@@ -130,6 +132,14 @@ def _about(passage: Passage) -> str:
     return " ".join(about)
 
 
+def document_name_terms(passages: Sequence[Passage]) -> set[str]:
+    """The words of the passages' file names ("postgresql-15-wal-config.html"): what a manual
+    is about as a whole, its product and version, which its passages seldom repeat."""
+    return terms(
+        " ".join(_NAME_SEPARATORS.sub(" ", PurePosixPath(p.doc_id).stem) for p in passages)
+    )
+
+
 def evidence_terms(passages: Sequence[Passage]) -> set[str]:
     """What the passages can support: their factual text and what the prompt shows about them."""
     return terms(" ".join(factual_text(p.text) + " " + _about(p) for p in passages))
@@ -139,7 +149,9 @@ def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> b
     """Do these passages contain the sentence's facts?
 
     Names and numbers must all appear in the passages or in what the prompt shows about them
-    (echoing the question's names proves nothing); other content words may come from the
+    (echoing the question's names proves nothing), or, a whole name, in the cited document's
+    file name ("PostgreSQL 15" of postgresql-15-wal-config.html, which a manual's passages seldom
+    repeat; "PostgreSQL 16" is not found there); other content words may come from the
     question, and must mostly be covered. (Also demanding that a sentence restating the question
     be covered by the passages refused 47% of answerable MultiHop questions, mostly correct
     yes/no answers phrased in the question's words, to catch one more seed unanswerable.)
@@ -149,7 +161,10 @@ def is_supported(sentence: str, passages: Sequence[Passage], question: str) -> b
     available = evidence_terms(passages)
     asked = terms(question)
     phrases, loose = key_terms(sentence)
+    document_names = document_name_terms(passages)
     for phrase in phrases:
+        if set(phrase) <= document_names:  # the cited document's own name, whole
+            continue
         missing = [term for term in phrase if term not in available]
         # Echoing the question's names proves nothing, but a name the question spells out in
         # full ("Sam Bankman-Fried", "Alameda Research") is found by any of its words.

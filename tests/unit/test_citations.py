@@ -310,3 +310,20 @@ def test_a_short_acronym_the_numbers_passage_leaves_implicit_is_not_demanded():
         REFUSAL,
     )
     assert not checked.refused
+
+
+def test_a_name_of_the_cited_document_s_file_holds_whole_and_only_whole():
+    setting = "wal_level determines how much information is written. The default value is replica."
+    other = "This parameter can only be set in the postgresql.conf file."
+    shown = [
+        Passage(1, "c1", "docs/postgresql-15-wal-config.html", "WAL", setting, 0, len(setting)),
+        Passage(2, "c2", "docs/postgresql-15-wal-config.html", "WAL", other, 900, 960),
+    ]
+    question = "What is the default wal_level in PostgreSQL 15?"
+    answer = "The default wal_level in PostgreSQL 15 is replica [1]."
+    checked = check_answer(answer, shown, question, REFUSAL)
+    assert not checked.refused and list(checked.cited) == [1]
+    # a version the file name does not carry is not supported by it
+    question = "What is the default wal_level in PostgreSQL 16?"
+    answer = "The default wal_level in PostgreSQL 16 is replica [1]."
+    assert not is_supported(answer, shown[:1], question)
