@@ -16,6 +16,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+
 from rag.config import Settings
 from rag.llm.base import LLMError, Message
 from rag.llm.openai_compatible import Endpoint, OpenAICompatibleLLM
@@ -62,8 +64,6 @@ class LocalLLM(OpenAICompatibleLLM):
 
     def prime(self, messages: Sequence[Message]) -> None:
         """Restore this prefix's saved KV cache into the next slot, or compute and save it."""
-        import httpx
-
         if self.shared:
             return
         key = hashlib.sha256(json.dumps([self._tag, list(messages)]).encode()).hexdigest()
@@ -93,8 +93,6 @@ class LocalLLM(OpenAICompatibleLLM):
 
     def _slot_action(self, slot: int, action: str, filename: str) -> bool:
         """llama.cpp's /slots API; False when it cannot (no such file, no save path, busy)."""
-        import httpx
-
         try:
             reply = httpx.post(
                 f"{self._root}/slots/{slot}",

@@ -19,15 +19,12 @@ import sys
 import httpx
 
 from rag import prompts
-from rag.answer.citations import check_answer
 from rag.answer.context import answer_messages, prompt_prefix
-from rag.answer.verifier import SupportReview
 from rag.compose import build_engine
 from rag.config import get_settings
 from rag.llm.local import connect_local_llm
-from rag.retrieval.plan import is_long
-from rag.text import is_refusal_text, strip_citations
-from rag_eval.metrics import answer_accuracy
+from rag.text import is_refusal_text
+from rag_eval.replay import final_outcome
 from rag_eval.runners import passages_from_dicts
 
 
@@ -66,17 +63,12 @@ def main(paths: list[str]) -> None:
             if is_refusal_text(raw):
                 outcome = "refused anyway"
             else:
-                decides = not is_long(question, settings.long_question_words)
-                review = SupportReview(engine.verifier, question, passages, decides=decides)
-                checked = review.review(check_answer(raw, passages, question, refusal), refusal)
-                if checked.refused:
-                    outcome = "refused by " + ("verifier" if review.refused else "check")
-                else:
-                    text = strip_citations(checked.text)
-                    right = row["answerable"] and answer_accuracy(text, row["golds"]) > 0
-                    outcome = "given right" if right else "given WRONG"
+                replayed = {**row, "raw_answer": raw}
+                outcome = final_outcome(
+                    replayed, passages, engine.verifier, settings.long_question_words, refusal
+                )
             counts[(kind, outcome)] += 1
-            print(f"{kind:5} {outcome:20} | {question[:80]} | {raw[:110]!r}", flush=True)
+            print(f"{kind:5} {outcome:24} | {question[:80]} | {raw[:110]!r}", flush=True)
         print(path, sorted(counts.items()), flush=True)
         total.update(counts)
     print("ALL", sorted(total.items()))
